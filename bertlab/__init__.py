@@ -1,0 +1,11 @@
+"""bertlab: build and train every model on the road to BERT.
+
+One module per model family (see DESIGN.md): ``data`` (datasets, verified), ``train`` (the one
+training loop), and the models the chapters build. The helpers most chapters need are exported here.
+"""
+
+from bertlab.show import show_source
+from bertlab.train import pick_device, seed_everything
+
+__version__ = "0.1.0"
+__all__ = ["pick_device", "seed_everything", "show_source", "__version__"]

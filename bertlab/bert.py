@@ -1,0 +1,721 @@
+"""BERT in one file: config, embeddings, encoder, pooler and the heads.
+
+This is the model of Devlin et al. (2018), "BERT: Pre-training of Deep Bidirectional Transformers
+for Language Understanding", written to be read top to bottom (in the spirit of nanoGPT's
+``model.py``):
+
+1. ``BertConfig``: every size of the model in one dataclass, with the paper's presets.
+2. ``Embeddings``: token + *learned* position + segment embeddings, then LayerNorm and dropout.
+3. ``SelfAttention``: multi-head scaled dot-product attention, softmax(QK^T / sqrt(d)) V.
+4. ``EncoderLayer``: attention and a GELU feed-forward network, each wrapped in
+   "add the input back, then LayerNorm" (post-LN, as in the original Transformer).
+5. ``BertModel``: embeddings, a stack of encoder layers, and the pooler (tanh(Linear([CLS]))).
+6. Heads: ``MLMHead`` (masked-LM, decoder tied to the token embeddings), ``NSPHead``
+   (next-sentence prediction), and the fine-tuning heads for the paper's four input shapes:
+   sequence classification, token classification and span extraction (question answering).
+
+The weights use the same layout as Google's checkpoints and Hugging Face's ``BertModel``
+(separate query / key / value matrices, post-LN), so ``bertlab.hf`` can load real pretrained
+weights into it and the outputs match ``transformers`` to float precision.
+
+Shapes in comments: B = batch size, T = sequence length, H = hidden size, A = attention heads,
+D = H / A (size of one head), I = intermediate (feed-forward) size, V = vocabulary size.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = [
+    "BertConfig",
+    "BertConfigError",
+    "BertInputError",
+    "BertOutput",
+    "Embeddings",
+    "SelfAttention",
+    "EncoderLayer",
+    "BertModel",
+    "MLMHead",
+    "NSPHead",
+    "SequenceClassificationHead",
+    "TokenClassificationHead",
+    "SpanHead",
+    "PreTrainingOutput",
+    "BertForPreTraining",
+    "BertForSequenceClassification",
+    "BertForTokenClassification",
+    "BertForQuestionAnswering",
+    "init_weights",
+]
+
+
+class BertConfigError(ValueError):
+    """A ``BertConfig`` whose sizes do not make a valid BERT (the message says what to change)."""
+
+
+class BertInputError(ValueError):
+    """Inputs the model cannot take (wrong shape, too long, ids out of range); says the fix."""
+
+
+# ----------------------------------------------------------------------------------------------
+# 1. Configuration
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BertConfig:
+    """All the sizes of a BERT model.
+
+    The defaults are BERT-base (L=12, H=768, A=12: 110M parameters). The classmethods give the
+    paper's two models (``base``, ``large``) and the smaller ones of Turc et al. (2019), "Well-Read
+    Students Learn Better" (``tiny``, ``mini``, ``small``, ``medium``); all follow the paper's
+    rules: one head per 64 hidden units and a feed-forward layer 4 times as wide as the hidden size.
+    Any field can be overridden, e.g. ``BertConfig.mini(vocab_size=8000, max_position=128)``.
+    """
+
+    vocab_size: int = 30522  # V: WordPiece vocabulary of bert-base-uncased
+    hidden: int = 768  # H: width of every token vector
+    layers: int = 12  # L: number of encoder layers
+    heads: int = 12  # A: attention heads per layer (each of size H / A)
+    intermediate: int = 3072  # I: width of the feed-forward layer (4H)
+    max_position: int = 512  # longest sequence: rows of the learned position table
+    type_vocab: int = 2  # segments: sentence A = 0, sentence B = 1
+    dropout: float = 0.1  # dropout on embeddings and on every residual branch
+    attention_dropout: float = 0.1  # dropout on the attention probabilities
+    layer_norm_eps: float = 1e-12  # epsilon inside every LayerNorm (BERT's value)
+    initializer_range: float = 0.02  # std of the normal init of weight matrices
+    pad_token_id: int = 0  # id of [PAD]; recorded for tokenizers and the Hugging Face config
+    causal: bool = False  # True: each token attends only to itself and the tokens before it
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "hidden", "layers", "heads", "intermediate"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise BertConfigError(
+                    f"BertConfig.{name} must be a positive integer, got {value!r}."
+                )
+        for name in ("max_position", "type_vocab"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+                raise BertConfigError(
+                    f"BertConfig.{name} must be a positive integer, got {value!r} "
+                    f"(BERT uses max_position=512 and type_vocab=2)."
+                )
+        if self.hidden % self.heads != 0:
+            divisors = [a for a in range(1, self.hidden + 1) if self.hidden % a == 0]
+            near = sorted(divisors, key=lambda a: abs(a - self.heads))[:3]
+            raise BertConfigError(
+                f"BertConfig.hidden={self.hidden} is not divisible by heads={self.heads}: each "
+                f"head gets hidden/heads dimensions, so pick heads from the divisors of "
+                f"{self.hidden} (closest: {sorted(near)}) or change hidden to a multiple of "
+                f"{self.heads} (BERT uses heads = hidden / 64)."
+            )
+        for name in ("dropout", "attention_dropout"):
+            p = getattr(self, name)
+            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+                raise BertConfigError(
+                    f"BertConfig.{name} must be a probability in [0, 1), got {p!r} "
+                    f"(BERT uses 0.1; use 0.0 to switch dropout off)."
+                )
+        if not self.layer_norm_eps > 0:
+            raise BertConfigError(
+                f"BertConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r} "
+                f"(BERT uses 1e-12)."
+            )
+        if not self.initializer_range > 0:
+            raise BertConfigError(
+                f"BertConfig.initializer_range must be > 0, got {self.initializer_range!r} "
+                f"(BERT uses 0.02)."
+            )
+        if not 0 <= self.pad_token_id < self.vocab_size:
+            raise BertConfigError(
+                f"BertConfig.pad_token_id={self.pad_token_id} is not an id of the vocabulary "
+                f"(0..{self.vocab_size - 1})."
+            )
+
+    @property
+    def head_size(self) -> int:
+        """D = H / A, the size of the query/key/value vectors of one head."""
+        return self.hidden // self.heads
+
+    @classmethod
+    def _preset(cls, layers: int, hidden: int, **overrides) -> BertConfig:
+        sizes = dict(layers=layers, hidden=hidden, heads=hidden // 64, intermediate=4 * hidden)
+        sizes.update(overrides)
+        return cls(**sizes)
+
+    @classmethod
+    def base(cls, **overrides) -> BertConfig:
+        """BERT-base: L=12, H=768, A=12, I=3072 (109,482,240 parameters in ``BertModel``)."""
+        return cls._preset(12, 768, **overrides)
+
+    @classmethod
+    def large(cls, **overrides) -> BertConfig:
+        """BERT-large: L=24, H=1024, A=16, I=4096 (335,141,888 parameters)."""
+        return cls._preset(24, 1024, **overrides)
+
+    @classmethod
+    def tiny(cls, **overrides) -> BertConfig:
+        """BERT-Tiny (Turc et al.): L=2, H=128, A=2, I=512 (4,385,920 parameters)."""
+        return cls._preset(2, 128, **overrides)
+
+    @classmethod
+    def mini(cls, **overrides) -> BertConfig:
+        """BERT-Mini (Turc et al.): L=4, H=256, A=4, I=1024 (11,170,560 parameters)."""
+        return cls._preset(4, 256, **overrides)
+
+    @classmethod
+    def small(cls, **overrides) -> BertConfig:
+        """BERT-Small (Turc et al.): L=4, H=512, A=8, I=2048 (28,763,648 parameters)."""
+        return cls._preset(4, 512, **overrides)
+
+    @classmethod
+    def medium(cls, **overrides) -> BertConfig:
+        """BERT-Medium (Turc et al.): L=8, H=512, A=8, I=2048 (41,373,184 parameters)."""
+        return cls._preset(8, 512, **overrides)
+
+    def to_dict(self) -> dict:
+        """The fields as a plain dict (``BertConfig(**config.to_dict())`` rebuilds it)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+# ----------------------------------------------------------------------------------------------
+# 2. Weight initialisation (BERT's: normal(0, 0.02) matrices, zero biases, LayerNorm 1 / 0)
+# ----------------------------------------------------------------------------------------------
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """Initialise one module the way BERT does; use as ``model.apply(init_weights)``."""
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, mean=0.0, std=std)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+
+
+def _init(module: nn.Module, config: BertConfig) -> None:
+    module.apply(lambda m: init_weights(m, config.initializer_range))
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Embeddings: token + learned position + segment
+# ----------------------------------------------------------------------------------------------
+
+
+class Embeddings(nn.Module):
+    """Turn ids into vectors: e = LayerNorm(E_token[id] + E_position[t] + E_segment[type]).
+
+    All three tables are learned. The position table has one row per position up to
+    ``max_position`` (512 in BERT): positions are *learned*, not the Transformer's sinusoids.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.token = nn.Embedding(config.vocab_size, config.hidden)  # (V, H)
+        self.position = nn.Embedding(config.max_position, config.hidden)  # (P, H)
+        self.segment = nn.Embedding(config.type_vocab, config.hidden)  # (S, H)
+        self.norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None):
+        T = input_ids.size(1)
+        x = self.token(input_ids)  # (B, T, H)
+        x = x + self.position.weight[:T]  # (T, H) broadcast over the batch: position t gets row t
+        if token_type_ids is None:
+            x = x + self.segment.weight[0]  # (H,): every token in segment A
+        else:
+            x = x + self.segment(token_type_ids)  # (B, T, H)
+        return self.dropout(self.norm(x))  # (B, T, H)
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Multi-head self-attention
+# ----------------------------------------------------------------------------------------------
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with the output projection.
+
+    Q, K, V are H x H projections whatever the number of heads: the heads only *split* the H
+    dimensions into A groups of D = H / A, so the parameter count (4H^2 + 4H with the output
+    projection) does not depend on A.
+
+    Two code paths compute the same thing:
+    - the fast one calls ``F.scaled_dot_product_attention`` (fused kernels, never materialises the
+      (T, T) probabilities as a separate tensor we can read);
+    - the explicit one writes softmax(QK^T / sqrt(D)) out, and returns the probabilities so they
+      can be drawn. ``BertModel`` uses it only when ``output_attentions=True``.
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        H = config.hidden
+        self.heads = config.heads
+        self.head_size = config.head_size
+        self.query = nn.Linear(H, H)
+        self.key = nn.Linear(H, H)
+        self.value = nn.Linear(H, H)
+        self.out = nn.Linear(H, H)
+        self.attention_dropout = config.attention_dropout
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        return x.view(B, T, self.heads, self.head_size).transpose(1, 2)  # (B, A, T, D)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        return_probs: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Attend.
+
+        Args:
+            x: (B, T, H) token vectors.
+            mask: boolean, broadcastable to (B, A, T, T), True where a query may look at a key;
+                None means everything is visible.
+            is_causal: apply the left-to-right mask (only used when ``mask`` is None; otherwise
+                the caller has already folded it into ``mask``).
+            return_probs: use the explicit path and also return the attention probabilities.
+
+        Returns:
+            (B, T, H) output and, with ``return_probs``, the (B, A, T, T) probabilities.
+        """
+        B, T, H = x.shape
+        q = self._split(self.query(x))  # (B, A, T, D)
+        k = self._split(self.key(x))  # (B, A, T, D)
+        v = self._split(self.value(x))  # (B, A, T, D)
+        p_drop = self.attention_dropout if self.training else 0.0
+        probs = None
+        if not return_probs:
+            y = F.scaled_dot_product_attention(
+                q, k, v, attn_mask=mask, dropout_p=p_drop, is_causal=is_causal and mask is None
+            )  # (B, A, T, D)
+        else:
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, A, T, T)
+            if is_causal and mask is None:
+                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+            if mask is not None:
+                # the most negative float, not -inf: a fully masked row gives uniform weights,
+                # not NaN
+                scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
+            probs = scores.softmax(dim=-1)  # (B, A, T, T): each row sums to 1 over the keys
+            y = F.dropout(probs, p_drop) @ v  # (B, A, T, D)
+        y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
+        return self.out(y), probs
+
+
+# ----------------------------------------------------------------------------------------------
+# 5. One encoder layer: attention and feed-forward, each with residual + LayerNorm (post-LN)
+# ----------------------------------------------------------------------------------------------
+
+
+class EncoderLayer(nn.Module):
+    """x = LN(x + Attention(x));  x = LN(x + W2 GELU(W1 x + b1) + b2)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.attention = SelfAttention(config)
+        self.attention_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.ffn_in = nn.Linear(config.hidden, config.intermediate)  # H -> I
+        self.ffn_out = nn.Linear(config.intermediate, config.hidden)  # I -> H
+        self.ffn_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        mask: torch.Tensor | None = None,
+        is_causal: bool = False,
+        return_probs: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        a, probs = self.attention(x, mask, is_causal, return_probs)  # (B, T, H)
+        x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
+        h = F.gelu(self.ffn_in(x))  # (B, T, I): exact (erf) GELU, as in BERT
+        x = self.ffn_norm(x + self.dropout(self.ffn_out(h)))  # (B, T, H)
+        return x, probs
+
+
+# ----------------------------------------------------------------------------------------------
+# 6. The model
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass
+class BertOutput:
+    """What ``BertModel`` returns.
+
+    last_hidden_state: (B, T, H), the top layer's vector for every token.
+    pooled: (B, H), tanh(Linear(last_hidden_state[:, 0])): the [CLS] vector through the pooler.
+    hidden_states: with ``output_hidden_states``, a tuple of L + 1 tensors (B, T, H): the
+        embeddings' output, then the output of each layer; otherwise None.
+    attentions: with ``output_attentions``, a tuple of L tensors (B, A, T, T) of attention
+        probabilities (query positions by key positions); otherwise None.
+    """
+
+    last_hidden_state: torch.Tensor
+    pooled: torch.Tensor
+    hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class BertModel(nn.Module):
+    """The BERT encoder: embeddings, L encoder layers, pooler.
+
+    ``model(input_ids, token_type_ids, attention_mask)`` takes (B, T) integer tensors and returns a
+    ``BertOutput``. Inputs are checked first and mistakes raise ``BertInputError`` with a message
+    saying what to change; set ``model.check_inputs = False`` to skip the checks (they cost one
+    small reduction over the ids per call).
+    """
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.config = config
+        self.embeddings = Embeddings(config)
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
+        self.pooler = nn.Linear(config.hidden, config.hidden)
+        self.check_inputs = True
+        _init(self, config)
+
+    # -- input checks: fail early with a message, not deep inside torch ------------------------
+
+    def _check(self, input_ids, token_type_ids, attention_mask) -> None:
+        cfg = self.config
+        if not isinstance(input_ids, torch.Tensor):
+            raise BertInputError(
+                f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}; "
+                f"wrap it with torch.tensor(...)."
+            )
+        if input_ids.dim() != 2:
+            hint = " (one sequence: add the batch dimension with input_ids.unsqueeze(0))"
+            raise BertInputError(
+                f"input_ids must be 2-D (batch, sequence), got shape {tuple(input_ids.shape)}"
+                + (hint if input_ids.dim() == 1 else "")
+                + "."
+            )
+        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+            raise BertInputError(
+                f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
+                f"convert with input_ids.long()."
+            )
+        length = input_ids.size(1)
+        if length == 0:
+            raise BertInputError("input_ids has length 0: give at least one token ([CLS]).")
+        if length > cfg.max_position:
+            raise BertInputError(
+                f"sequence length {length} is longer than max_position={cfg.max_position}, the "
+                f"number of learned position embeddings: truncate the inputs to at most "
+                f"{cfg.max_position} tokens, or use a BertConfig with a larger max_position."
+            )
+        weight = self.embeddings.token.weight
+        if input_ids.device != weight.device:
+            raise BertInputError(
+                f"input_ids are on {input_ids.device} but the model is on {weight.device}: "
+                f"move them with .to({str(weight.device)!r})."
+            )
+        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+            if t is None:
+                continue
+            if not isinstance(t, torch.Tensor):
+                raise BertInputError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
+            if t.shape != input_ids.shape:
+                raise BertInputError(
+                    f"{name} has shape {tuple(t.shape)} but input_ids has shape "
+                    f"{tuple(input_ids.shape)}: they must match, one entry per token."
+                )
+            if t.device != input_ids.device:
+                raise BertInputError(
+                    f"{name} is on {t.device} but input_ids is on {input_ids.device}; "
+                    f"put them on the same device."
+                )
+        if bool(((input_ids < 0) | (input_ids >= cfg.vocab_size)).any()):
+            lo, hi = int(input_ids.min()), int(input_ids.max())
+            raise BertInputError(
+                f"input_ids must be in [0, vocab_size={cfg.vocab_size}), got values from {lo} to "
+                f"{hi}: encode with the tokenizer whose vocabulary matches the model, or use a "
+                f"BertConfig with vocab_size >= {hi + 1}."
+            )
+        if token_type_ids is not None:
+            if token_type_ids.dtype.is_floating_point:
+                raise BertInputError(
+                    f"token_type_ids must be integers, got dtype {token_type_ids.dtype}."
+                )
+            if bool(((token_type_ids < 0) | (token_type_ids >= cfg.type_vocab)).any()):
+                hi = int(token_type_ids.max())
+                raise BertInputError(
+                    f"token_type_ids must be in [0, type_vocab={cfg.type_vocab}) (0 = sentence A, "
+                    f"1 = sentence B), got values up to {hi} (min {int(token_type_ids.min())}): "
+                    f"use segment ids 0/1, or a BertConfig with type_vocab >= {hi + 1}."
+                )
+
+    def _attention_mask(
+        self, attention_mask: torch.Tensor | None, T: int, device: torch.device
+    ) -> torch.Tensor | None:
+        """(B, T) 1 = token / 0 = padding  ->  boolean (B, 1, 1|T, T), True = may attend.
+
+        The key dimension is masked: no query looks at a padding token. Padding positions still
+        get an output vector (computed from the real tokens); ignore it downstream. Returns None
+        when nothing is hidden, so attention can use its fastest kernel.
+        """
+        mask = None
+        if attention_mask is not None and not bool(attention_mask.all()):
+            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): same for every query
+        if self.config.causal and mask is not None:
+            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+            mask = mask & causal  # (B, 1, T, T)
+        return mask
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        output_attentions: bool = False,
+        output_hidden_states: bool = False,
+    ) -> BertOutput:
+        """Encode a batch.
+
+        Args:
+            input_ids: (B, T) token ids, T <= max_position.
+            token_type_ids: (B, T) segment ids (0 = sentence A, 1 = sentence B); None = all 0.
+            attention_mask: (B, T), 1 (or True) for real tokens, 0 for padding; None = no padding.
+            output_attentions: also return each layer's attention probabilities (slower path).
+            output_hidden_states: also return the embeddings and every layer's output.
+        """
+        if self.check_inputs:
+            self._check(input_ids, token_type_ids, attention_mask)
+        T = input_ids.size(1)
+        mask = self._attention_mask(attention_mask, T, input_ids.device)
+        x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
+        hidden_states = [x] if output_hidden_states else None
+        attentions = [] if output_attentions else None
+        for layer in self.layers:
+            x, probs = layer(x, mask, self.config.causal, output_attentions)  # (B, T, H)
+            if output_hidden_states:
+                hidden_states.append(x)
+            if output_attentions:
+                attentions.append(probs)  # (B, A, T, T)
+        pooled = torch.tanh(self.pooler(x[:, 0]))  # (B, H): the [CLS] token, through the pooler
+        return BertOutput(
+            last_hidden_state=x,
+            pooled=pooled,
+            hidden_states=tuple(hidden_states) if output_hidden_states else None,
+            attentions=tuple(attentions) if output_attentions else None,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# 7. Pre-training heads: masked LM and next-sentence prediction
+# ----------------------------------------------------------------------------------------------
+
+
+def _select(hidden: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+    """Pick token vectors: None -> (B, T, H); bool (B, T) -> (N, H); indices (B, K) -> (B, K, H)."""
+    if positions is None:
+        return hidden
+    if positions.dtype == torch.bool:
+        if positions.shape != hidden.shape[:2]:
+            raise BertInputError(
+                f"a boolean positions mask must have shape (B, T) = {tuple(hidden.shape[:2])}, "
+                f"got {tuple(positions.shape)}."
+            )
+        return hidden[positions]  # (N, H): N = number of True entries, in row-major order
+    if (
+        positions.dtype.is_floating_point
+        or positions.dim() != 2
+        or positions.size(0) != hidden.size(0)
+    ):
+        raise BertInputError(
+            f"positions must be a boolean (B, T) mask or integer (B, K) indices with "
+            f"B = {hidden.size(0)}, got dtype {positions.dtype} and shape {tuple(positions.shape)}."
+        )
+    index = positions.unsqueeze(-1).expand(-1, -1, hidden.size(-1))  # (B, K, H)
+    return hidden.gather(1, index)  # (B, K, H)
+
+
+class MLMHead(nn.Module):
+    """Masked-LM head: predict the original token at (masked) positions.
+
+    logits = LayerNorm(GELU(W h + b)) E^T + bias, where E is the token embedding matrix: the
+    decoder *shares* its (V, H) weight with the input embeddings (weight tying), and only the
+    per-token output ``bias`` (V,) is new.
+
+    ``forward(hidden, positions)`` decodes only the requested positions, which saves the (B, T, V)
+    logits tensor when only 15% of the tokens are masked.
+    """
+
+    def __init__(self, config: BertConfig, token_embedding: nn.Embedding | None = None):
+        super().__init__()
+        self.transform = nn.Linear(config.hidden, config.hidden)
+        self.transform_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(config.hidden, config.vocab_size, bias=False)  # (V, H)
+        self.bias = nn.Parameter(torch.zeros(config.vocab_size))  # (V,)
+        _init(self, config)
+        if token_embedding is not None:
+            self.decoder.weight = token_embedding.weight  # tied: one tensor, two uses
+
+    def forward(self, hidden: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits over the vocabulary.
+
+        Args:
+            hidden: (B, T, H) encoder output.
+            positions: None (decode every token, returns (B, T, V)); a boolean (B, T) mask
+                (returns (N, V) for the N True entries, in row-major order, matching
+                ``labels[mask]``); or integer indices (B, K) (returns (B, K, V)).
+        """
+        h = _select(hidden, positions)  # (..., H)
+        h = self.transform_norm(F.gelu(self.transform(h)))  # (..., H)
+        return F.linear(h, self.decoder.weight, self.bias)  # (..., V)
+
+
+class NSPHead(nn.Module):
+    """Next-sentence prediction: pooled [CLS] (B, H) -> logits (B, 2); 0 = IsNext, 1 = NotNext."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.classifier = nn.Linear(config.hidden, 2)
+        _init(self, config)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(pooled)  # (B, 2)
+
+
+@dataclass
+class PreTrainingOutput:
+    """``BertForPreTraining`` output: MLM logits, NSP logits (B, 2) and the encoder's output."""
+
+    mlm_logits: torch.Tensor
+    nsp_logits: torch.Tensor
+    encoder: BertOutput
+
+
+class BertForPreTraining(nn.Module):
+    """BERT with both pre-training heads: ``bert`` + ``mlm`` (tied to the embeddings) + ``nsp``."""
+
+    def __init__(self, config: BertConfig | BertModel):
+        super().__init__()
+        self.bert = config if isinstance(config, BertModel) else BertModel(config)
+        self.config = self.bert.config
+        self.mlm = MLMHead(self.config, self.bert.embeddings.token)
+        self.nsp = NSPHead(self.config)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        mlm_positions: torch.Tensor | None = None,
+        **kwargs,
+    ) -> PreTrainingOutput:
+        """``mlm_positions`` as in ``MLMHead.forward``; extra kwargs go to ``BertModel.forward``."""
+        out = self.bert(input_ids, token_type_ids, attention_mask, **kwargs)
+        return PreTrainingOutput(
+            mlm_logits=self.mlm(out.last_hidden_state, mlm_positions),
+            nsp_logits=self.nsp(out.pooled),
+            encoder=out,
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# 8. Fine-tuning heads: the paper's figure 4 (sentence (pair) classification, tagging, spans)
+# ----------------------------------------------------------------------------------------------
+
+
+class SequenceClassificationHead(nn.Module):
+    """One label per sequence (SST-2, MRPC, RTE): dropout + Linear on the pooled [CLS] (B, H)."""
+
+    def __init__(self, config: BertConfig, num_labels: int):
+        super().__init__()
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.hidden, num_labels)
+        _init(self, config)
+
+    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+
+
+class TokenClassificationHead(nn.Module):
+    """One label per token (POS tagging, NER): dropout + Linear on every token (B, T, H)."""
+
+    def __init__(self, config: BertConfig, num_labels: int):
+        super().__init__()
+        self.dropout = nn.Dropout(config.dropout)
+        self.classifier = nn.Linear(config.hidden, num_labels)
+        _init(self, config)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+
+
+class SpanHead(nn.Module):
+    """Answer spans (SQuAD): a start and an end score per token, from one Linear(H, 2)."""
+
+    def __init__(self, config: BertConfig):
+        super().__init__()
+        self.classifier = nn.Linear(config.hidden, 2)
+        _init(self, config)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        start, end = self.classifier(hidden).unbind(dim=-1)  # (B, T) each
+        return start, end
+
+
+def _check_labels(num_labels: int) -> None:
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
+        raise BertConfigError(f"num_labels must be a positive integer, got {num_labels!r}.")
+
+
+class BertForSequenceClassification(nn.Module):
+    """``BertModel`` + ``SequenceClassificationHead``; forward returns logits (B, num_labels).
+
+    Pass a ``BertConfig`` for a fresh model or a (pretrained) ``BertModel`` to fine-tune it.
+    """
+
+    def __init__(self, bert: BertConfig | BertModel, num_labels: int):
+        super().__init__()
+        _check_labels(num_labels)
+        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
+        self.config = self.bert.config
+        self.head = SequenceClassificationHead(self.config, num_labels)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        return self.head(self.bert(input_ids, token_type_ids, attention_mask).pooled)
+
+
+class BertForTokenClassification(nn.Module):
+    """``BertModel`` + ``TokenClassificationHead``; forward returns logits (B, T, num_labels)."""
+
+    def __init__(self, bert: BertConfig | BertModel, num_labels: int):
+        super().__init__()
+        _check_labels(num_labels)
+        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
+        self.config = self.bert.config
+        self.head = TokenClassificationHead(self.config, num_labels)
+
+    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
+        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
+
+
+class BertForQuestionAnswering(nn.Module):
+    """``BertModel`` + ``SpanHead``; forward returns (start_logits, end_logits), each (B, T)."""
+
+    def __init__(self, bert: BertConfig | BertModel):
+        super().__init__()
+        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
+        self.config = self.bert.config
+        self.head = SpanHead(self.config)
+
+    def forward(
+        self, input_ids, token_type_ids=None, attention_mask=None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)

@@ -1,0 +1,71 @@
+"""``show_source(obj)``: print the code of a bertlab function, class or module.
+
+The chapters never copy package code into a cell; they show the real thing with this, so the text
+a reader sees is the code that ran. In a notebook it is syntax-highlighted HTML (Pygments, which
+Jupyter already ships); in a terminal it is plain text.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    ip = shell.get_ipython()
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+class Source:
+    """Source code that displays highlighted in Jupyter and as plain text elsewhere."""
+
+    def __init__(self, code: str, name: str, file: str | None, line: int | None):
+        self.code, self.name, self.file, self.line = code, name, file, line
+
+    def __str__(self) -> str:
+        return self.code
+
+    def __repr__(self) -> str:
+        return self.code
+
+    def _repr_html_(self) -> str:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+
+        formatter = HtmlFormatter(noclasses=True, style="default", nobackground=True)
+        where = f"{self.file}, line {self.line}" if self.file else self.name
+        body = highlight(self.code, PythonLexer(), formatter)
+        return (
+            '<div class="bertlab-source">'
+            f'<div style="font-size:0.8em;color:#666">{where}</div>{body}</div>'
+        )
+
+
+def get_source(obj) -> Source:
+    """The source of ``obj`` (function, method, class or module) as a :class:`Source`."""
+    try:
+        code = inspect.getsource(obj)
+        lines, line = inspect.getsourcelines(obj)
+        file = inspect.getsourcefile(obj)
+    except (TypeError, OSError) as e:
+        raise TypeError(
+            f"cannot show the source of {obj!r}: {e}. Pass a function, class, method or module "
+            f"written in Python (not a builtin or an instance)."
+        ) from e
+    name = getattr(obj, "__qualname__", getattr(obj, "__name__", repr(obj)))
+    if file and "bertlab" in file:
+        file = "bertlab/" + file.replace("\\", "/").rsplit("/bertlab/", 1)[-1]
+    return Source(code, name, file, line if line else 1)
+
+
+def show_source(obj) -> Source | None:
+    """Show the source of ``obj``: highlighted HTML in a notebook, plain text in a terminal."""
+    src = get_source(obj)
+    if _in_notebook():
+        return src  # Jupyter renders _repr_html_; the notebook's plain-text output is the code
+    print(src.code)
+    return None
