@@ -1,22 +1,23 @@
 """Datasets: find them, verify them, read them.
 
-Every file the book uses is listed in ``MANIFEST.tsv`` (shipped inside this package) with its size,
-sha256 and a public URL that serves identical bytes. :func:`fetch` hands out the folder of one dataset
-and guarantees that every file in it has the listed hash. It looks in three places, in order:
+Every file the book uses is listed in ``MANIFEST.tsv`` (shipped inside this package) with its
+size, sha256 and a public URL that serves identical bytes. :func:`fetch` hands out the folder of
+one dataset and guarantees that every file in it has the listed hash. It looks in three places, in
+order:
 
 1. ``$BERTLAB_DATA`` -- a mirror laid out like ``../shared/data`` (the Makefile points it there);
 2. the cache, ``$BERTLAB_CACHE`` (default ``~/.cache/bertlab``);
-3. the network: the file's ``raw_url`` is downloaded into the cache with a progress bar, written to a
-   temporary file, fsync'ed, verified and only then renamed into place (so a crash never leaves a
-   half-written file under the real name).
+3. the network: the file's ``raw_url`` is downloaded into the cache with a progress bar, written to
+   a temporary file, fsync'ed, verified and only then renamed into place (so a crash never leaves
+   a half-written file under the real name).
 
 A file whose hash is wrong raises :class:`ChecksumError`; it is never silently replaced or used.
 Hashing 45 MB takes a moment, so verified files are remembered by (size, mtime) in
 ``<cache>/verified.json`` and a second call is instant.
 
-The rest of the module reads each format into plain Python objects: WikiText-2 as lines, documents or
-sentences; the GLUE tasks SST-2, RTE and MRPC; CoNLL-U (UD English EWT) with UPOS tags; SQuAD v1.1;
-word-similarity and analogy lists.
+The rest of the module reads each format into plain Python objects: WikiText-2 as lines, documents
+or sentences; the GLUE tasks SST-2, RTE and MRPC; CoNLL-U (UD English EWT) with UPOS tags; SQuAD
+v1.1; word-similarity and analogy lists.
 """
 
 from __future__ import annotations
@@ -157,8 +158,9 @@ def verify(path: Path, entry: FileEntry, record: _VerifiedRecord | None = None) 
     if actual != entry.sha256:
         raise ChecksumError(
             f"{path} is corrupt: its sha256 is {actual}, but MANIFEST.tsv expects {entry.sha256} "
-            f"({entry.size:,} bytes; this file has {path.stat().st_size:,}). Replace it with a good "
-            f"copy (it is served at {entry.raw_url}) or delete it so that it is downloaded again."
+            f"({entry.size:,} bytes; this file has {path.stat().st_size:,}). Replace it with a "
+            f"good copy (it is served at {entry.raw_url}) or delete it so that it is downloaded "
+            f"again."
         )
     record.mark(path, entry.sha256)
     return path
@@ -197,9 +199,9 @@ def download(entry: FileEntry, dest: Path, timeout: float = 30.0, progress: bool
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise DataUnavailableError(
             f"{entry.file} is not in a local mirror or in the cache ({cache_dir()}), and "
-            f"downloading it from {entry.raw_url} failed ({e}). Either set BERTLAB_DATA to a folder "
-            f"with a copy of the data (laid out like shared/data, e.g. BERTLAB_DATA=../shared/data) "
-            f"or connect to the internet and try again."
+            f"downloading it from {entry.raw_url} failed ({e}). Either set BERTLAB_DATA to a "
+            f"folder with a copy of the data (laid out like shared/data, e.g. "
+            f"BERTLAB_DATA=../shared/data) or connect to the internet and try again."
         ) from e
     finally:
         with contextlib.suppress(OSError):
@@ -321,7 +323,9 @@ def wikitext2_documents(split: str = "train") -> list[WikiDocument]:
 
 
 def split_sentences(tokens: list[str]) -> list[list[str]]:
-    """Split a tokenized paragraph after each ``.``, ``?`` or ``!`` token (``@.@`` is a decimal point)."""
+    """Split a tokenized paragraph after each ``.``, ``?`` or ``!`` token.
+
+    WikiText's decimal point is the separate token ``@.@``, so numbers are not split."""
     sentences, current = [], []
     for tok in tokens:
         current.append(tok)
@@ -356,7 +360,7 @@ GLUE_LABELS = {
 
 @dataclass
 class GlueExample:
-    """One example of a GLUE task: a sentence (or a pair) and its label id (None when unlabelled)."""
+    """One GLUE example: a sentence (or a pair) and its label id (None when unlabelled)."""
 
     text_a: str
     text_b: str | None
@@ -392,7 +396,8 @@ def read_glue(task: str, split: str = "train") -> list[GlueExample]:
     if split == "test":
         rows = _read_tsv(folder / "msr_paraphrase_test.txt")
     else:
-        dev_ids = {(r[0], r[1]) for r in csv.reader(open(folder / "dev_ids.tsv"), delimiter="\t")}
+        with open(folder / "dev_ids.tsv", encoding="utf-8") as f:
+            dev_ids = {(r[0], r[1]) for r in csv.reader(f, delimiter="\t")}
         rows = [
             r
             for r in _read_tsv(folder / "msr_paraphrase_train.txt")
@@ -411,9 +416,7 @@ def _read_tsv(path: Path) -> list[dict[str, str]]:
 # Universal Dependencies (CoNLL-U): words and UPOS tags
 # --------------------------------------------------------------------------------------------------
 
-UPOS_TAGS = (
-    "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()
-)
+UPOS_TAGS = "ADJ ADP ADV AUX CCONJ DET INTJ NOUN NUM PART PRON PROPN PUNCT SCONJ SYM VERB X".split()
 
 
 @dataclass
@@ -427,8 +430,10 @@ class TaggedSentence:
 
 
 def read_conllu(split: str = "train") -> list[TaggedSentence]:
-    """UD English EWT sentences. Multiword-token ranges (``1-2``) and empty nodes (``8.1``) are skipped,
-    so ``words`` are the syntactic words, one UPOS tag each."""
+    """UD English EWT sentences, each with its words and their UPOS tags.
+
+    Multiword-token ranges (``1-2``) and empty nodes (``8.1``) are skipped, so ``words`` are the
+    syntactic words, one UPOS tag each."""
     _split_name(split, ("train", "dev", "test"), "ud_english_ewt")
     return parse_conllu((fetch("ud_english_ewt") / f"en_ewt-ud-{split}.conllu").read_text("utf-8"))
 

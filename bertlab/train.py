@@ -1,8 +1,8 @@
 """The one training loop every chapter uses.
 
 ``Trainer(model, loss_fn, data, config).fit()`` trains ``model`` by AdamW on the loss that
-``loss_fn(model, batch)`` returns, and hands back a :class:`History` of losses and evaluation metrics
-for plotting. What it takes care of, so the chapters don't have to:
+``loss_fn(model, batch)`` returns, and hands back a :class:`History` of losses and evaluation
+metrics for plotting. What it takes care of, so the chapters don't have to:
 
 - **device**: ``pick_device()`` takes CUDA, then Apple's MPS, then the CPU (or what you ask for);
 - **mixed precision** on CUDA: bf16 autocast where the GPU supports it, otherwise fp16 with a
@@ -13,7 +13,7 @@ for plotting. What it takes care of, so the chapters don't have to:
 - **checkpoints** in safetensors (never pickle) holding the model, the optimizer, the scheduler, the
   gradient scaler, every random-number generator and the step, written atomically. A run killed at
   any point and started again with the same arguments resumes from its last checkpoint and ends
-  with *exactly* the parameters of an uninterrupted run (``tests/test_train.py::test_resume_is_exact``).
+  with *exactly* the parameters of an uninterrupted run (``test_train.py::test_resume_is_exact``).
 
 Exact resumption needs the data order to be a function of the step, not of hidden iterator state.
 So ``data`` is either a map-style dataset (``len`` and ``[i]``) that the trainer batches itself,
@@ -120,7 +120,7 @@ class TrainConfig:
                 f"unknown schedule {self.schedule!r}; choose 'linear', 'cosine' or 'constant'."
             )
         if self.warmup < 0:
-            raise ValueError(f"warmup must be >= 0 (steps, or a fraction of steps below 1).")
+            raise ValueError("warmup must be >= 0 (steps, or a fraction of steps below 1).")
         self.betas = tuple(self.betas)
 
     @property
@@ -340,7 +340,7 @@ LossFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
 
 
 def default_collate(items: Sequence[Any]) -> Any:
-    """Stack a list of examples: tensors are stacked; dicts and tuples are collated field by field."""
+    """Stack a list of examples: tensors are stacked; dicts and tuples field by field."""
     first = items[0]
     if torch.is_tensor(first):
         return torch.stack(list(items))
@@ -398,7 +398,11 @@ class Trainer:
             )
         if not callable(data):
             n = len(data)
-            per_epoch = n // self.config.batch_size if self.config.drop_last else -(-n // self.config.batch_size)
+            per_epoch = (
+                n // self.config.batch_size
+                if self.config.drop_last
+                else -(-n // self.config.batch_size)
+            )
             if per_epoch == 0:
                 raise ValueError(
                     f"the dataset has {n} examples, fewer than one batch of "
@@ -408,9 +412,7 @@ class Trainer:
         self.optimizer = optimizer or self._adamw()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.config))
         self.amp_dtype = autocast_dtype(self.device) if self.config.amp else None
-        self.scaler = (
-            torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
-        )
+        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
         self.step = 0
         self.history = History()
 
@@ -431,7 +433,7 @@ class Trainer:
     # -- data --------------------------------------------------------------------------------------
 
     def batch_at(self, step: int) -> Any:
-        """The batch for ``step``: a pure function of (seed, step), which is what makes resume exact."""
+        """The batch for ``step``: a pure function of (seed, step), which makes resume exact."""
         if callable(self.data):
             return self.data(step)
         epoch, i = divmod(step, self.batches_per_epoch)
@@ -446,7 +448,9 @@ class Trainer:
 
     @property
     def ckpt_path(self) -> Path | None:
-        return Path(self.config.ckpt_dir) / "checkpoint.safetensors" if self.config.ckpt_dir else None
+        return (
+            Path(self.config.ckpt_dir) / "checkpoint.safetensors" if self.config.ckpt_dir else None
+        )
 
     def save(self, path: str | Path | None = None) -> Path:
         """Write a checkpoint (default: ``<ckpt_dir>/checkpoint.safetensors``)."""
@@ -484,7 +488,9 @@ class Trainer:
 
     def _forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
         with torch.autocast(
-            self.device.type, dtype=self.amp_dtype or torch.float32, enabled=self.amp_dtype is not None
+            self.device.type,
+            dtype=self.amp_dtype or torch.float32,
+            enabled=self.amp_dtype is not None,
         ):
             out = self.loss_fn(self.model, batch)
         if isinstance(out, dict):
@@ -576,8 +582,10 @@ class Trainer:
                     start_time = time.perf_counter()
         finally:
             bar.close()
-        if self.step >= c.steps and self.eval_fn is not None and (
-            not self.history.eval_steps or self.history.eval_steps[-1] != self.step
+        if (
+            self.step >= c.steps
+            and self.eval_fn is not None
+            and (not self.history.eval_steps or self.history.eval_steps[-1] != self.step)
         ):
             self.evaluate()
         self.history.seconds += time.perf_counter() - start_time

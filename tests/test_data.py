@@ -76,7 +76,7 @@ def test_flipped_byte_raises_checksum_error(fake_mirror):
 
 
 def test_corrupt_file_is_caught_even_when_mtime_is_kept(fake_mirror):
-    """The record is keyed by size and mtime; a same-size rewrite changes mtime, so it is re-hashed."""
+    """The record is keyed by size and mtime; a same-size rewrite changes mtime: re-hashed."""
     path = fake_mirror / "word_analogy/questions-words.txt"
     data.fetch("word_analogy")
     raw = path.read_bytes()
@@ -88,6 +88,7 @@ def test_corrupt_file_is_caught_even_when_mtime_is_kept(fake_mirror):
 @pytest.fixture
 def http_mirror(data_mirror, monkeypatch):
     """Serve shared/data on a loopback port and point the manifest's URLs at it."""
+
     class Quiet(http.server.SimpleHTTPRequestHandler):
         def log_message(self, *args):
             pass
@@ -164,7 +165,7 @@ def test_partial_mirror_is_completed_in_the_cache(http_mirror, tmp_path, data_mi
     assert sorted(p.name for p in folder.glob("*.tsv")) == ["dev.tsv", "test.tsv", "train.tsv"]
 
 
-# -- readers: the counts in shared/data/README.md ---------------------------------------------------
+# -- readers: the counts in shared/data/README.md -------------------------------------------------
 
 
 def test_wikitext2_counts(data_mirror):

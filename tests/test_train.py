@@ -9,8 +9,8 @@ from torch import nn
 from bertlab.train import (
     CheckpointError,
     History,
-    Trainer,
     TrainConfig,
+    Trainer,
     lr_lambda,
     pick_device,
     seed_everything,
@@ -158,7 +158,9 @@ def test_schedule_warmup_then_decay():
     assert f(0) == pytest.approx(0.1) and f(9) == pytest.approx(1.0)
     assert f(55) == pytest.approx(0.5) and f(100) == 0.0
     g = lr_lambda(TrainConfig(steps=100, warmup=0.1, schedule="cosine"))
-    assert g(10) == pytest.approx(1.0) and g(55) == pytest.approx(0.5) and g(100) == pytest.approx(0)
+    assert (
+        g(10) == pytest.approx(1.0) and g(55) == pytest.approx(0.5) and g(100) == pytest.approx(0)
+    )
 
 
 def test_checkpoint_from_other_model_is_rejected(tmp_path):
