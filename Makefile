@@ -42,6 +42,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	touch $@
 
 book: setup
+	bash tools/vendor_js.sh
 	$(BIN)/jupyter-book build . --builder html
 	@echo "The book is in _build/html/index.html"
 
@@ -59,10 +60,20 @@ nbval: setup
 	$(BIN)/pytest --nbval-lax -n $(JOBS) --dist loadfile -q -p no:cacheprovider $(CHAPTERS)
 
 html: setup
+	bash tools/vendor_js.sh
 	rm -rf _build/html _build/.doctrees
 	$(BIN)/jupyter-book build . --builder html --warningiserror --nitpick --keep-going
 
-test: lint unit nbval html
+# Open every page in headless Chromium with the network blocked (tools/check_html.py).
+browser: html
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Chromium (Debian package) for the browser check"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null \
+	    || echo "could not install chromium"; \
+	fi
+	$(BIN)/python tools/check_html.py _build/html
+
+test: lint unit nbval browser
 
 bench: setup
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f; done

@@ -69,3 +69,17 @@ def show_source(obj) -> Source | None:
         return src  # Jupyter renders _repr_html_; the notebook's plain-text output is the code
     print(src.code)
     return None
+
+
+def glue(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` for the book's text: ``{glue:text}`name:.1f```.
+
+    Wraps myst-nb's ``glue`` so the numbers in the prose come from the code. Where myst-nb is
+    not installed (Colab, say) the value is only returned, since no book is being built there.
+    """
+    try:
+        from myst_nb import glue as _glue
+    except ImportError:
+        return value
+    _glue(name, value, display=display)
+    return value
