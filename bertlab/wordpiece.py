@@ -1,0 +1,934 @@
+"""WordPiece: BERT's tokenizer, and a trainer that learns a WordPiece vocabulary.
+
+BERT never sees words. It sees *word pieces* from a fixed vocabulary of about 30,000 strings:
+whole frequent words ("the", "running") and fragments that glue onto a previous piece, written
+with a ``##`` prefix ("##ing", "##ly"). Any word can be spelled with them, so there are no
+out-of-vocabulary words, only rarer words cut into more pieces: "tokenization" becomes
+``token ##ization``.
+
+Text goes through three stages, one class each:
+
+1. :class:`BasicTokenizer` turns raw text into "words": it drops control characters, turns every
+   kind of space into " ", puts spaces around CJK ideographs, lower-cases and strips accents
+   (Unicode NFD, then drop the combining marks), and cuts punctuation off as words of its own.
+   The rules are exactly those of BERT's reference tokenizer: Google's ``tokenization.py`` as
+   transformers keeps it in pure Python (``BertTokenizerLegacy``, which adds a Unicode NFC step);
+   the tests check several datasets and every Unicode code point against it.
+2. :class:`WordPiece` cuts each word into pieces, greedily: the longest prefix that is in the
+   vocabulary, then the longest ``##`` continuation of the rest, and so on. A word that cannot be
+   spelled at all, or that is longer than 100 characters, becomes ``[UNK]``.
+3. :class:`WordPieceTokenizer` holds the vocabulary and builds model inputs:
+   ``[CLS] a [SEP] b [SEP]`` with segment ids 0/1, truncation, padding, and decoding back to text.
+
+:func:`train_wordpiece` learns a vocabulary from a corpus by repeatedly merging the pair of
+adjacent symbols with the best WordPiece score, count(ab) / (count(a) * count(b)), and logs each
+merge so you can watch the vocabulary grow. :func:`save_vocab` writes it as a ``vocab.txt``.
+
+Speed. A corpus repeats its words, so the tokenizer memoizes word -> ids in a dict: after the
+first few thousand sentences almost every word is one C-level dict lookup. Character cleaning is
+one ``str.translate`` over the whole text with a table that classifies each character the first
+time it is seen. The per-character Python code (the reference rules, kept readable) thus runs
+only once per distinct word or character.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import heapq
+import re
+import unicodedata
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from itertools import chain
+from pathlib import Path
+from typing import NamedTuple
+
+SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
+TRUNCATION_STRATEGIES = ("longest_first", "only_first", "only_second")
+
+# --------------------------------------------------------------------------------------------------
+# Character classes (the reference tokenizer's definitions)
+# --------------------------------------------------------------------------------------------------
+
+
+def is_whitespace(ch: str) -> bool:
+    """Space, tab, newline, carriage return, or any Unicode space separator (category Zs)."""
+    return ch in " \t\n\r" or unicodedata.category(ch) == "Zs"
+
+
+def is_control(ch: str) -> bool:
+    """Any "other" character (categories Cc, Cf, Cs, Co, Cn) except tab, newline and return.
+
+    Zero-width spaces (U+200B, category Cf) and byte-order marks count as control: they vanish.
+    """
+    return ch not in "\t\n\r" and unicodedata.category(ch).startswith("C")
+
+
+def is_punctuation(ch: str) -> bool:
+    """Unicode punctuation (categories P*), plus every ASCII non-letter, non-digit character.
+
+    So ``$ + < = > ^ ` | ~`` count as punctuation although Unicode calls them symbols.
+    """
+    cp = ord(ch)
+    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
+        return True
+    return unicodedata.category(ch).startswith("P")
+
+
+_CJK_RANGES = (
+    (0x4E00, 0x9FFF),  # CJK Unified Ideographs
+    (0x3400, 0x4DBF),  # Extension A
+    (0x20000, 0x2A6DF),  # Extension B
+    (0x2A700, 0x2B73F),  # Extension C
+    (0x2B740, 0x2B81F),  # Extension D
+    (0x2B820, 0x2CEAF),  # Extension E
+    (0xF900, 0xFAFF),  # Compatibility Ideographs
+    (0x2F800, 0x2FA1F),  # Compatibility Ideographs Supplement
+)
+
+
+def is_cjk(ch: str) -> bool:
+    """A CJK ideograph (Chinese characters, also used in Japanese and Korean).
+
+    Hiragana, Katakana and Hangul are *not* included: those scripts separate words with spaces.
+    """
+    cp = ord(ch)
+    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
+
+
+def strip_accents(text: str) -> str:
+    """Decompose (NFD: "é" -> "e" + U+0301) and drop the combining marks (category Mn)."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
+
+
+def split_on_punctuation(text: str) -> list[str]:
+    """Cut every punctuation character out as a piece of its own: "don't!" -> don ' t !"""
+    pieces: list[str] = []
+    current: list[str] = []
+    for ch in text:
+        if is_punctuation(ch):
+            if current:
+                pieces.append("".join(current))
+                current = []
+            pieces.append(ch)
+        else:
+            current.append(ch)
+    if current:
+        pieces.append("".join(current))
+    return pieces
+
+
+class _Memo(dict):
+    """A dict that fills in a missing key with ``fn(key)``: a memo whose hits cost one C lookup.
+
+    ``map(memo.__getitem__, keys)`` then runs without a Python frame per key, unlike
+    ``functools.lru_cache``.
+    """
+
+    def __init__(self, fn: Callable):
+        super().__init__()
+        self.fn = fn
+
+    def __missing__(self, key):
+        value = self[key] = self.fn(key)
+        return value
+
+
+class _CleanTable(dict):
+    """The ``str.translate`` table of step 1: each character is dropped, spaced, or kept.
+
+    NUL, U+FFFD (the replacement character) and control characters map to None (deleted), spaces
+    of every kind to " ", CJK ideographs to " X " (so they become words of their own), anything
+    else to itself. Classifying a character is Python code, but it runs once per distinct
+    character; after that ``str.translate`` finds the answer in C.
+    """
+
+    def __init__(self, tokenize_cjk: bool = True):
+        super().__init__()
+        self.tokenize_cjk = tokenize_cjk
+
+    def __missing__(self, cp: int) -> str | None:
+        ch = chr(cp)
+        if cp == 0 or cp == 0xFFFD or is_control(ch):
+            out = None
+        elif is_whitespace(ch):
+            out = " "
+        elif self.tokenize_cjk and is_cjk(ch):
+            out = f" {ch} "
+        else:
+            out = ch
+        self[cp] = out
+        return out
+
+
+@contextlib.contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector for a bulk job that builds many small lists.
+
+    Every few hundred new lists trigger a collection that walks all live objects (the word caches
+    included); lists of ints can't form cycles, so pausing loses nothing and saves about half of
+    encode_batch's time. Reference counting still frees memory as usual.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 1: text -> words
+# --------------------------------------------------------------------------------------------------
+
+
+class BasicTokenizer:
+    """Raw text -> words and punctuation, with BERT's cleaning and normalization.
+
+    The steps, in the reference's order:
+
+    1. clean: drop NUL, U+FFFD and control characters; every whitespace character becomes " ";
+    2. put spaces around CJK ideographs (``tokenize_cjk``);
+    3. split on whitespace; then for each word:
+    4. Unicode NFC (so "e" + combining acute and the single character "é" are the same word);
+    5. lower-case (``lowercase``) and strip accents (``strip_accents``; None means "if lower
+       casing", as in the original BERT);
+    6. cut punctuation off into words of their own.
+
+    Words listed in ``never_split`` (BERT's special tokens, say) skip steps 5 and 6. Steps 4-6 are
+    memoized per word, so a corpus pays for them once per distinct word.
+
+    >>> BasicTokenizer().tokenize("Héllo, WORLD!  我喜欢")
+    ['hello', ',', 'world', '!', '我', '喜', '欢']
+    """
+
+    def __init__(
+        self,
+        lowercase: bool = True,
+        strip_accents: bool | None = None,
+        tokenize_cjk: bool = True,
+        never_split: Iterable[str] = (),
+    ):
+        self.lowercase = lowercase
+        self.strip_accents = lowercase if strip_accents is None else strip_accents
+        self.tokenize_cjk = tokenize_cjk
+        self.never_split = frozenset(never_split)
+        self._table = _CleanTable(tokenize_cjk)
+        self._words = _Memo(self.split_word)  # word -> tuple of basic tokens
+
+    def clean(self, text: str) -> str:
+        """Steps 1 and 2: one ``str.translate`` over the whole text."""
+        return text.translate(self._table)
+
+    def split_word(self, word: str) -> tuple[str, ...]:
+        """Steps 4-6 for one whitespace-separated word (uncached; :meth:`tokenize` caches it)."""
+        if not word.isascii():
+            word = unicodedata.normalize("NFC", word)
+        if word in self.never_split:
+            return (word,)
+        if self.lowercase:
+            word = word.lower()
+        if self.strip_accents:
+            word = strip_accents(word)
+        # Stripping can leave an empty word (it was only combining marks); split() drops it.
+        return tuple(" ".join(split_on_punctuation(word)).split())
+
+    def words(self, text: str) -> list[str]:
+        """Steps 1-3: the whitespace-separated words of the cleaned text."""
+        return text.translate(self._table).split()
+
+    def tokenize(self, text: str) -> list[str]:
+        """All six steps: the list of basic tokens (words and punctuation marks)."""
+        _check_text(text, "tokenize")
+        return list(chain.from_iterable(map(self._words.__getitem__, self.words(text))))
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 2: word -> word pieces
+# --------------------------------------------------------------------------------------------------
+
+
+class WordPiece:
+    """Greedy longest-match-first WordPiece: one basic token -> its pieces.
+
+    Take the longest prefix of the word that is in the vocabulary; then the longest
+    ``"##" + prefix`` of the rest; and so on. If at some point no prefix at all is in the
+    vocabulary, the whole word becomes ``[UNK]`` (not just the part that failed), as it does for
+    words longer than ``max_input_chars_per_word`` characters.
+
+    >>> WordPiece({"un", "##aff", "##able", "[UNK]"}).tokenize("unaffable")
+    ['un', '##aff', '##able']
+    """
+
+    def __init__(
+        self,
+        vocab: Iterable[str],
+        unk_token: str = "[UNK]",
+        max_input_chars_per_word: int = 100,
+        prefix: str = "##",
+    ):
+        self.vocab = vocab if isinstance(vocab, (Mapping, set, frozenset)) else set(vocab)
+        self.unk_token = unk_token
+        self.max_input_chars_per_word = max_input_chars_per_word
+        self.prefix = prefix
+        # No piece is longer than the longest vocabulary entry, so no need to try longer ones.
+        self.max_piece_chars = max((len(t) for t in self.vocab), default=0)
+
+    def tokenize(self, word: str) -> list[str]:
+        """The pieces of one word (no whitespace inside), or ``[unk_token]``."""
+        if len(word) > self.max_input_chars_per_word:
+            return [self.unk_token]
+        pieces = []
+        start = 0
+        while start < len(word):
+            prefix = self.prefix if start > 0 else ""
+            end = min(len(word), start + self.max_piece_chars - len(prefix))
+            while end > start:  # shrink the candidate from the right until it is in the vocab
+                piece = prefix + word[start:end]
+                if piece in self.vocab:
+                    break
+                end -= 1
+            else:
+                return [self.unk_token]
+            pieces.append(piece)
+            start = end
+        return pieces
+
+
+# --------------------------------------------------------------------------------------------------
+# Stage 3: the tokenizer (vocabulary, special tokens, model inputs)
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WordPieceConfig:
+    """Settings of a :class:`WordPieceTokenizer` (the defaults are bert-base-uncased's)."""
+
+    lowercase: bool = True
+    strip_accents: bool | None = None  # None: strip when lower-casing (original BERT)
+    tokenize_cjk: bool = True
+    max_input_chars_per_word: int = 100
+    pad_token: str = "[PAD]"
+    unk_token: str = "[UNK]"
+    cls_token: str = "[CLS]"
+    sep_token: str = "[SEP]"
+    mask_token: str = "[MASK]"
+
+    @property
+    def special_tokens(self) -> tuple[str, ...]:
+        return (self.pad_token, self.unk_token, self.cls_token, self.sep_token, self.mask_token)
+
+
+def load_vocab(path: str | Path) -> list[str]:
+    """The tokens of a ``vocab.txt``, one per line; a token's id is its line number (from 0)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"no vocabulary file at '{path}': pass the path of a vocab.txt (one token per line), "
+            "e.g. one written by save_vocab() or shipped with a BERT checkpoint"
+        )
+    with open(path, encoding="utf-8") as f:
+        return [line.rstrip("\n") for line in f]
+
+
+def save_vocab(vocab: Sequence[str] | TrainResult, path: str | Path) -> Path:
+    """Write a vocabulary as ``vocab.txt``: one token per line, line i holding the token of id i."""
+    tokens = vocab.vocab if isinstance(vocab, TrainResult) else vocab
+    bad = [t for t in tokens if not isinstance(t, str) or "\n" in t or "\r" in t]
+    if bad:
+        raise ValueError(f"vocabulary tokens must be strings without line breaks, got {bad[:3]!r}")
+    path = Path(path)
+    path.write_text("".join(t + "\n" for t in tokens), encoding="utf-8")
+    return path
+
+
+def _check_text(text, where: str) -> None:
+    if not isinstance(text, str):
+        hint = (
+            " (for a list of texts use encode_batch())" if isinstance(text, (list, tuple)) else ""
+        )
+        raise TypeError(
+            f"{where}() expects text as a str, got {type(text).__name__}: {text!r:.60}{hint}"
+        )
+
+
+class WordPieceTokenizer:
+    """BERT's tokenizer: text -> word pieces -> ids, and the inputs a BERT model takes.
+
+    ``vocab`` is the list of tokens in id order (or a token -> id mapping). If a token appears
+    twice, encoding uses its last id, as transformers does. Special tokens inside the text (say
+    "the [MASK] sat") are kept whole, also as in transformers.
+
+    >>> tok = WordPieceTokenizer.from_vocab_file("vocab.txt")  # doctest: +SKIP
+    >>> tok.tokenize("Tokenization is fun!")  # doctest: +SKIP
+    ['token', '##ization', 'is', 'fun', '!']
+    >>> tok.encode("Is it?", "Yes.")  # doctest: +SKIP
+    {'input_ids': [101, 2003, 2009, 1029, 102, 2748, 1012, 102],
+     'token_type_ids': [0, 0, 0, 0, 0, 1, 1, 1], 'attention_mask': [1, 1, 1, 1, 1, 1, 1, 1]}
+    """
+
+    def __init__(
+        self, vocab: Sequence[str] | Mapping[str, int], config: WordPieceConfig | None = None
+    ):
+        if isinstance(vocab, (str, Path)):
+            raise TypeError(
+                "WordPieceTokenizer(vocab) takes the list of tokens; to read a vocab.txt use "
+                f"WordPieceTokenizer.from_vocab_file({str(vocab)!r})"
+            )
+        self.config = config = config or WordPieceConfig()
+        if isinstance(vocab, Mapping):
+            id_to_token = [""] * (max(vocab.values(), default=-1) + 1)
+            for token, i in vocab.items():
+                id_to_token[i] = token
+            self.token_to_id = dict(vocab)
+        else:
+            id_to_token = list(vocab)
+            self.token_to_id = {token: i for i, token in enumerate(id_to_token)}
+        self.id_to_token = id_to_token
+        missing = [t for t in config.special_tokens if t not in self.token_to_id]
+        if missing:
+            raise ValueError(
+                f"the vocabulary lacks the special token(s) {', '.join(missing)}; BERT needs all "
+                f"of {', '.join(config.special_tokens)}. Add them (train_wordpiece() puts them "
+                "first) or name yours in WordPieceConfig(pad_token=..., unk_token=..., ...)"
+            )
+        self.pad_id = self.token_to_id[config.pad_token]
+        self.unk_id = self.token_to_id[config.unk_token]
+        self.cls_id = self.token_to_id[config.cls_token]
+        self.sep_id = self.token_to_id[config.sep_token]
+        self.mask_id = self.token_to_id[config.mask_token]
+        self.special_tokens = config.special_tokens
+        self.special_ids = frozenset(self.token_to_id[t] for t in config.special_tokens)
+
+        self.basic = BasicTokenizer(
+            config.lowercase, config.strip_accents, config.tokenize_cjk, config.special_tokens
+        )
+        self.wordpiece = WordPiece(
+            self.token_to_id, config.unk_token, config.max_input_chars_per_word
+        )
+        # Special tokens written in the text are cut out before anything else (longest first).
+        alternatives = sorted(config.special_tokens, key=len, reverse=True)
+        self._special_re = re.compile("(" + "|".join(map(re.escape, alternatives)) + ")")
+        self._word_tokens = _Memo(self._tokens_of_word)  # word -> tuple of pieces
+        self._word_ids = _Memo(self._ids_of_word)  # word -> tuple of ids
+
+    @classmethod
+    def from_vocab_file(
+        cls, path: str | Path, lowercase: bool = True, **config
+    ) -> WordPieceTokenizer:
+        """Load a ``vocab.txt``; ``config`` takes any other :class:`WordPieceConfig` field."""
+        return cls(load_vocab(path), WordPieceConfig(lowercase=lowercase, **config))
+
+    def save_vocab(self, path: str | Path) -> Path:
+        """Write this tokenizer's vocabulary as a ``vocab.txt``."""
+        return save_vocab(self.id_to_token, path)
+
+    # ---- sizes and id <-> token -----------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        """Number of ids (rows of the embedding matrix): one per line of the vocabulary file."""
+        return len(self.id_to_token)
+
+    def __len__(self) -> int:
+        return len(self.id_to_token)
+
+    def convert_tokens_to_ids(self, tokens: str | Iterable[str]) -> int | list[int]:
+        """Token(s) -> id(s); a token not in the vocabulary gets ``unk_id``."""
+        get, unk = self.token_to_id.get, self.unk_id
+        if isinstance(tokens, str):
+            return get(tokens, unk)
+        return [get(t, unk) for t in tokens]
+
+    def convert_ids_to_tokens(self, ids: int | Iterable[int]) -> str | list[str]:
+        """Id(s) -> token(s): an int, a list, or a tensor or array (anything with ``tolist``)."""
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        n = len(self.id_to_token)
+        if isinstance(ids, int):
+            ids = [ids]
+            single = True
+        else:
+            ids = list(ids)
+            single = False
+        bad = [i for i in ids if not isinstance(i, int) or not 0 <= i < n]
+        if bad:
+            raise ValueError(f"ids must be ints in [0, {n}), got {bad[:5]}")
+        tokens = [self.id_to_token[i] for i in ids]
+        return tokens[0] if single else tokens
+
+    # ---- text -> pieces -------------------------------------------------------------------------
+
+    def _tokens_of_word(self, word: str) -> tuple[str, ...]:
+        """One whitespace-separated word of cleaned text -> its pieces (memoized by the caller)."""
+        return tuple(chain.from_iterable(map(self.wordpiece.tokenize, self.basic.split_word(word))))
+
+    def _ids_of_word(self, word: str) -> tuple[int, ...]:
+        return tuple(self.token_to_id[p] for p in self._word_tokens[word])
+
+    def _segments(self, text: str) -> list[str]:
+        """Text split around special tokens: [text, special, text, special, ..., text]."""
+        return self._special_re.split(text)
+
+    def tokenize(self, text: str) -> list[str]:
+        """Text -> list of word pieces (no [CLS]/[SEP] added)."""
+        _check_text(text, "tokenize")
+        pieces: list[str] = []
+        for k, segment in enumerate(self._segments(text)):
+            if k % 2:  # a special token written in the text
+                pieces.append(segment)
+            else:
+                words = self.basic.words(segment)
+                pieces.extend(chain.from_iterable(map(self._word_tokens.__getitem__, words)))
+        return pieces
+
+    def _content_ids(self, text: str, where: str) -> list[int]:
+        """Text -> ids of its pieces, without special tokens. The hot path of encode_batch."""
+        _check_text(text, where)
+        segments = self._segments(text)
+        if len(segments) == 1:  # no special token in the text: the usual case
+            words = self.basic.words(text)
+            return list(chain.from_iterable(map(self._word_ids.__getitem__, words)))
+        ids: list[int] = []
+        for k, segment in enumerate(segments):
+            if k % 2:
+                ids.append(self.token_to_id[segment])
+            else:
+                words = self.basic.words(segment)
+                ids.extend(chain.from_iterable(map(self._word_ids.__getitem__, words)))
+        return ids
+
+    def clear_cache(self) -> None:
+        """Forget the memoized words (the cache grows with the number of distinct words seen)."""
+        self._word_tokens.clear()
+        self._word_ids.clear()
+        self.basic._words.clear()
+
+    # ---- model inputs ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _check_truncation(truncation: str | bool | None) -> str | None:
+        """Normalize the truncation argument: a strategy name, or None for "never truncate"."""
+        if truncation is True:
+            return "longest_first"
+        if truncation is False or truncation is None or truncation == "do_not_truncate":
+            return None
+        if truncation not in TRUNCATION_STRATEGIES:
+            raise ValueError(
+                f"unknown truncation strategy {truncation!r}; use one of "
+                f"{', '.join(map(repr, TRUNCATION_STRATEGIES))}, or False to never truncate"
+            )
+        return truncation
+
+    def _truncate(
+        self, a: list[int], b: list[int] | None, max_length: int | None, strategy: str | None
+    ) -> tuple[list[int], list[int] | None]:
+        """Cut ``a`` and ``b`` so that with [CLS] and [SEP](s) they fit ``max_length``.
+
+        The special tokens are never dropped. ``longest_first`` removes tokens from the end of
+        the longer sequence one at a time, from ``b`` when both are equally long; this is the
+        rule of transformers' Python tokenizers (its Rust tokenizers split an odd leftover
+        budget the other way, see the tests). ``only_first`` / ``only_second`` cut just one.
+        """
+        if max_length is None:
+            return a, b
+        n_special = 2 if b is None else 3
+        if not isinstance(max_length, int) or max_length < n_special:
+            kind = "single text" if b is None else "pair"
+            raise ValueError(
+                f"max_length={max_length!r} leaves no room: a {kind} "
+                f"needs {n_special} special tokens ([CLS] and [SEP]s); use max_length >= "
+                f"{n_special}, or None for no limit"
+            )
+        excess = len(a) + (len(b) if b is not None else 0) + n_special - max_length
+        if excess <= 0:
+            return a, b
+        if strategy is None:
+            raise ValueError(
+                f"the input has {excess + max_length} tokens with special tokens, more than "
+                f"max_length={max_length}, and truncation is off; pass "
+                "truncation='longest_first' (or 'only_first' / 'only_second'), or a larger "
+                "max_length"
+            )
+        if b is None or strategy == "only_first":
+            if strategy == "only_second":
+                raise ValueError("truncation='only_second' needs a second text (text_b)")
+            if len(a) < excess:
+                raise ValueError(
+                    f"truncation='only_first' must remove {excess} tokens but the first text has "
+                    f"only {len(a)}; use truncation='longest_first' or a larger max_length"
+                )
+            return a[: len(a) - excess], b
+        if strategy == "only_second":
+            if len(b) < excess:
+                raise ValueError(
+                    f"truncation='only_second' must remove {excess} tokens but the second text "
+                    f"has only {len(b)}; use truncation='longest_first' or a larger max_length"
+                )
+            return a, b[: len(b) - excess]
+        # longest_first, in closed form: first shorten the longer one down to the other's length,
+        # then take turns (b first), which is what removing one token at a time would do.
+        first = min(abs(len(a) - len(b)), excess)
+        rest = excess - first
+        if len(a) > len(b):
+            cut_a, cut_b = first + rest // 2, rest - rest // 2
+        else:
+            cut_a, cut_b = rest // 2, first + rest - rest // 2
+        return a[: len(a) - cut_a], b[: len(b) - cut_b]
+
+    def _build(self, a: list[int], b: list[int] | None) -> tuple[list[int], list[int]]:
+        """[CLS] a [SEP] (b [SEP]) and the segment ids: 0 up to the first [SEP], then 1."""
+        if b is None:
+            ids = [self.cls_id, *a, self.sep_id]
+            return ids, [0] * len(ids)
+        ids = [self.cls_id, *a, self.sep_id, *b, self.sep_id]
+        return ids, [0] * (len(a) + 2) + [1] * (len(b) + 1)
+
+    def encode(
+        self,
+        text_a: str,
+        text_b: str | None = None,
+        max_length: int | None = None,
+        truncation: str | bool = "longest_first",
+    ) -> dict[str, list[int]]:
+        """One text or text pair -> ``input_ids``, ``token_type_ids``, ``attention_mask``.
+
+        ``[CLS] a [SEP]`` or ``[CLS] a [SEP] b [SEP]``; ``token_type_ids`` (the segment) is 0
+        through the first [SEP] and 1 after it. With ``max_length`` the content is truncated by
+        ``truncation``: "longest_first" (default), "only_first", "only_second", or False (then a
+        too-long input is an error).
+        """
+        strategy = self._check_truncation(truncation)
+        a = self._content_ids(text_a, "encode")
+        b = None if text_b is None else self._content_ids(text_b, "encode")
+        a, b = self._truncate(a, b, max_length, strategy)
+        ids, types = self._build(a, b)
+        return {"input_ids": ids, "token_type_ids": types, "attention_mask": [1] * len(ids)}
+
+    def encode_batch(
+        self,
+        texts: Sequence[str] | Sequence[tuple[str, str]],
+        max_length: int | None = None,
+        padding: bool | str = True,
+        truncation: str | bool = "longest_first",
+        return_tensors: str | None = None,
+    ) -> dict:
+        """Many texts (or ``(text_a, text_b)`` pairs) -> a batch of model inputs.
+
+        ``padding``: True or "longest" pads every row with ``[PAD]`` (attention mask 0, segment
+        0) to the longest row; "max_length" pads to ``max_length``; False leaves rows ragged.
+        ``return_tensors="pt"`` returns ``(B, T)`` torch.long tensors instead of lists.
+        """
+        if isinstance(texts, str) or not isinstance(texts, Sequence):
+            raise TypeError(
+                "encode_batch() expects a list of texts or of (text_a, text_b) pairs, got "
+                f"{type(texts).__name__}; for one text use encode()"
+            )
+        if padding not in (True, False, "longest", "max_length", "do_not_pad"):
+            raise ValueError(
+                f"padding must be True, False, 'longest' or 'max_length', not {padding!r}"
+            )
+        if padding == "max_length" and max_length is None:
+            raise ValueError("padding='max_length' needs max_length")
+        if return_tensors not in (None, "pt"):
+            raise ValueError(f"return_tensors must be None (lists) or 'pt', not {return_tensors!r}")
+        strategy = self._check_truncation(truncation)
+
+        with _gc_paused():
+            return self._encode_batch(texts, max_length, padding, strategy, return_tensors)
+
+    def _encode_batch(self, texts, max_length, padding, strategy, return_tensors) -> dict:
+        all_ids, all_types = [], []
+        for i, item in enumerate(texts):
+            if isinstance(item, str):
+                a, b = self._content_ids(item, "encode_batch"), None
+            elif isinstance(item, (tuple, list)) and len(item) == 2:
+                a = self._content_ids(item[0], "encode_batch")
+                b = self._content_ids(item[1], "encode_batch")
+            else:
+                raise TypeError(
+                    f"encode_batch() item {i} is {type(item).__name__} {item!r:.60}; each item "
+                    "must be a str or a (text_a, text_b) pair of str"
+                )
+            if max_length is not None:
+                a, b = self._truncate(a, b, max_length, strategy)
+            ids, types = self._build(a, b)
+            all_ids.append(ids)
+            all_types.append(types)
+
+        lengths = [len(ids) for ids in all_ids]
+        if padding in (True, "longest", "max_length") and all_ids:
+            width = max_length if padding == "max_length" else max(lengths)
+            pad = self.pad_id
+            all_ids = [ids + [pad] * (width - n) for ids, n in zip(all_ids, lengths)]
+            all_types = [types + [0] * (width - n) for types, n in zip(all_types, lengths)]
+            masks = [[1] * n + [0] * (width - n) for n in lengths]
+        else:
+            masks = [[1] * n for n in lengths]
+        batch = {"input_ids": all_ids, "token_type_ids": all_types, "attention_mask": masks}
+        if return_tensors == "pt":
+            if len(set(map(len, all_ids))) > 1:
+                raise ValueError("rows of different lengths can't form a tensor; use padding=True")
+            import torch
+
+            shape = (len(all_ids), len(all_ids[0]) if all_ids else 0)  # (B, T)
+            # One flat list -> tensor -> view is much faster than torch.tensor(list of lists).
+            batch = {
+                k: torch.tensor(list(chain.from_iterable(v)), dtype=torch.long).view(shape)
+                for k, v in batch.items()
+            }
+        return batch
+
+    def decode(
+        self,
+        ids: Iterable[int],
+        skip_special_tokens: bool = False,
+        clean_up_tokenization_spaces: bool = False,
+    ) -> str:
+        """Ids -> text: pieces joined by spaces, with each ``##`` piece glued to the one before.
+
+        The text is the *normalized* one (lower-cased, accents stripped, punctuation spaced out):
+        tokenization is not invertible. ``skip_special_tokens`` drops [CLS], [SEP], [PAD], [MASK]
+        and [UNK]; ``clean_up_tokenization_spaces`` removes the space before . , ! ? and in
+        English contractions (" n't", " 's", ...), as transformers' option of that name does.
+        """
+        tokens = self.convert_ids_to_tokens(ids)
+        if isinstance(tokens, str):
+            tokens = [tokens]
+        if skip_special_tokens:
+            specials = set(self.special_tokens)
+            tokens = [t for t in tokens if t not in specials]
+        text = " ".join(tokens).replace(" ##", "").strip()
+        if clean_up_tokenization_spaces:
+            for before, after in _CLEAN_UP:
+                text = text.replace(before, after)
+        return text
+
+
+_CLEAN_UP = [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't")]
+_CLEAN_UP += [(" 'm", "'m"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")]
+
+
+# --------------------------------------------------------------------------------------------------
+# Learning a vocabulary
+# --------------------------------------------------------------------------------------------------
+
+
+class Merge(NamedTuple):
+    """One step of training: symbols ``left`` and ``right`` became ``token``."""
+
+    step: int  # 0 for the first merge
+    left: str
+    right: str
+    token: str
+    score: float  # count(left right) / (count(left) * count(right))
+    count: int  # how often the pair occurred (word frequencies included)
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_wordpiece` learned.
+
+    ``vocab``: special tokens, then the alphabet (each character as a word start "c" and as a
+    continuation "##c"), then merged tokens in the order they were learned; pass it to
+    :class:`WordPieceTokenizer` or :func:`save_vocab`. ``merges``: every merge with its score.
+    ``word_counts``: the corpus as word -> frequency after basic tokenization.
+    """
+
+    vocab: list[str]
+    merges: list[Merge] = field(repr=False)
+    alphabet: list[str] = field(repr=False)
+    word_counts: dict[str, int] = field(repr=False)
+
+
+def train_wordpiece(
+    texts: Iterable[str],
+    vocab_size: int = 8000,
+    min_frequency: int = 2,
+    *,
+    lowercase: bool = True,
+    strip_accents: bool | None = None,
+    special_tokens: Sequence[str] = SPECIAL_TOKENS,
+    limit_alphabet: int | None = 1000,
+    max_input_chars_per_word: int = 100,
+    prefix: str = "##",
+    on_merge: Callable[[Merge], None] | None = None,
+) -> TrainResult:
+    """Learn a WordPiece vocabulary of (at most) ``vocab_size`` tokens from ``texts``.
+
+    The merge rule is WordPiece's likelihood score (Schuster & Nakajima 2012, as the Hugging Face
+    course presents it): every word starts spelled as characters, "w ##o ##r ##d"; each step
+    merges the adjacent pair (a, b) with the highest
+
+        score(a, b) = count(a b) / (count(a) * count(b))
+
+    (counts weighted by word frequency). We chose it over BPE's "most frequent pair" because it
+    is the idea that makes WordPiece WordPiece, and it shows in the merge log: the score is the
+    ratio of how often a and b appear together to how often they would by chance, so it prefers
+    pairs whose parts rarely occur apart ("q" + "##u") over pairs that are merely frequent
+    ("e" + "##s"). (Hugging Face's ``tokenizers`` WordPieceTrainer actually runs BPE counts
+    and only renames the result, so its vocabulary differs from ours.) Ties go to the pair with
+    the larger count, then to the alphabetically smaller pair, so training is deterministic.
+
+    The score's taste shows in the log: on WikiText-2 the first merges spell the few Cyrillic and
+    Thai words letter by letter (each letter occurs only there, so count(a b) = count(a) =
+    count(b) = 3 scores 1/3), then years ("19", "199"), while "the" stays ``th ##e`` for a long
+    time (its letters are everywhere). ``min_frequency=50`` skips the rare-script merges.
+
+    A pair must occur at least ``min_frequency`` times to be merged; training stops early when
+    no such pair is left. Only the ``limit_alphabet`` most frequent characters are kept (None:
+    all); words containing others are left out of training (the tokenizer spells them [UNK]),
+    as are words longer than ``max_input_chars_per_word``. ``on_merge(merge)`` is called after
+    every merge, e.g. to print the first few.
+
+    Efficiency: the corpus is reduced to distinct words with counts, and pair counts are kept
+    up to date incrementally. An index pair -> words finds the words a merge touches, and only
+    those are recounted. Scores live in a max-heap with lazy deletion: when a pair's score
+    changes (its own count changed, or the count of one of its symbols did) a fresh entry is
+    pushed, and stale entries are skipped when popped.
+    """
+    if isinstance(texts, str):
+        raise TypeError("texts must be an iterable of strings (e.g. a list of lines), not one str")
+    if not isinstance(vocab_size, int) or vocab_size < 1:
+        raise ValueError(f"vocab_size must be a positive int, got {vocab_size!r}")
+    if not isinstance(min_frequency, int) or min_frequency < 1:
+        raise ValueError(f"min_frequency must be an int >= 1, got {min_frequency!r}")
+
+    # 1. Count words once: the corpus becomes {word: frequency}.
+    basic = BasicTokenizer(lowercase=lowercase, strip_accents=strip_accents)
+    word_counts: Counter[str] = Counter()
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise TypeError(f"texts[{i}] is {type(text).__name__}, expected str")
+        word_counts.update(basic.tokenize(text))
+
+    # 2. The alphabet: the most frequent characters; words with any other character are dropped.
+    char_counts: Counter[str] = Counter()
+    for word, n in word_counts.items():
+        for ch in word:
+            char_counts[ch] += n
+    chars = sorted(char_counts, key=lambda c: (-char_counts[c], c))
+    if limit_alphabet is not None:
+        chars = chars[:limit_alphabet]
+    alphabet = sorted(chars)
+    keep = set(alphabet)
+    # Every character both as a word start and as a continuation, so any word over the alphabet
+    # can be spelled even if the training text never showed it in that position.
+    vocab = list(dict.fromkeys([*special_tokens, *alphabet, *(prefix + c for c in alphabet)]))
+    if vocab_size < len(vocab):
+        raise ValueError(
+            f"vocab_size={vocab_size} is smaller than the special tokens plus the alphabet "
+            f"({len(vocab)} tokens: {len(alphabet)} characters, each also as '{prefix}c'); raise "
+            "vocab_size or lower limit_alphabet"
+        )
+    # 3. Each word as its symbol list: "word" -> w ##o ##r ##d.
+    words: list[list[str]] = []
+    freqs: list[int] = []
+    for word, n in word_counts.items():
+        if len(word) <= max_input_chars_per_word and keep.issuperset(word):
+            words.append([word[0], *(prefix + c for c in word[1:])])
+            freqs.append(n)
+
+    # 4. Merge (the bulk of the time; the collector has nothing to find in these containers).
+    with _gc_paused():
+        merges = _learn_merges(words, freqs, vocab, vocab_size, min_frequency, prefix, on_merge)
+    return TrainResult(vocab, merges, alphabet, dict(word_counts))
+
+
+def _learn_merges(
+    words: list[list[str]],
+    freqs: list[int],
+    vocab: list[str],
+    vocab_size: int,
+    min_frequency: int,
+    prefix: str,
+    on_merge: Callable[[Merge], None] | None,
+) -> list[Merge]:
+    """The merge loop of :func:`train_wordpiece`; merges ``words`` in place, extends ``vocab``."""
+    in_vocab = set(vocab)
+    # The counts a score needs, and indexes to update them incrementally.
+    symbol_counts: Counter[str] = Counter()
+    pair_counts: dict[tuple[str, str], int] = defaultdict(int)
+    where: dict[tuple[str, str], set[int]] = defaultdict(set)  # pair -> indices of its words
+    pairs_of: dict[str, set[tuple[str, str]]] = defaultdict(set)  # symbol -> pairs it is in
+
+    def add_word(w: int, sign: int) -> None:
+        """Add (sign=+1) or remove (sign=-1) word w's symbols and pairs from the counts."""
+        symbols, n = words[w], freqs[w] * sign
+        for s in symbols:
+            symbol_counts[s] += n
+        for pair in zip(symbols, symbols[1:]):
+            count = pair_counts[pair] = pair_counts[pair] + n
+            if sign > 0:
+                where[pair].add(w)
+                pairs_of[pair[0]].add(pair)
+                pairs_of[pair[1]].add(pair)
+            elif count == 0:
+                del pair_counts[pair], where[pair]
+                pairs_of[pair[0]].discard(pair)
+                pairs_of[pair[1]].discard(pair)
+            else:
+                where[pair].discard(w)  # re-added by add_word(w, +1) if the pair survives
+
+    for w in range(len(words)):
+        add_word(w, +1)
+
+    def score(pair: tuple[str, str]) -> float:
+        return pair_counts[pair] / (symbol_counts[pair[0]] * symbol_counts[pair[1]])
+
+    heap: list[tuple[float, int, str, str]] = []
+
+    def push(pair: tuple[str, str]) -> None:
+        count = pair_counts.get(pair, 0)
+        if count >= min_frequency:
+            heapq.heappush(heap, (-score(pair), -count, pair[0], pair[1]))
+
+    for pair in pair_counts:
+        push(pair)
+
+    # Merge the best pair until the vocabulary is full or no pair is frequent enough.
+    merges: list[Merge] = []
+    while len(vocab) < vocab_size and heap:
+        neg_score, neg_count, left, right = heapq.heappop(heap)
+        pair = (left, right)
+        count = pair_counts.get(pair, 0)
+        if count != -neg_count or count < min_frequency or score(pair) != -neg_score:
+            continue  # stale entry: the pair changed since it was pushed (a fresh one exists)
+        token = left + right[len(prefix) :]
+        affected = list(where[pair])
+        for w in affected:
+            add_word(w, -1)
+            words[w] = _merge_symbols(words[w], left, right, token)
+        for w in affected:
+            add_word(w, +1)
+        # Rescore: every pair in the touched words, and every pair containing left or right
+        # (their counts fell, which raises those pairs' scores).
+        changed = set(chain.from_iterable(zip(words[w], words[w][1:]) for w in affected))
+        changed |= pairs_of[left] | pairs_of[right]
+        for p in changed:
+            push(p)
+        merge = Merge(len(merges), left, right, token, -neg_score, count)
+        merges.append(merge)
+        if token not in in_vocab:  # two different merges can spell the same token
+            vocab.append(token)
+            in_vocab.add(token)
+        if on_merge is not None:
+            on_merge(merge)
+    return merges
+
+
+def _merge_symbols(symbols: list[str], left: str, right: str, token: str) -> list[str]:
+    """Replace every adjacent (left, right) in ``symbols`` by ``token``, scanning left to right."""
+    out = []
+    i, n = 0, len(symbols)
+    while i < n:
+        if i + 1 < n and symbols[i] == left and symbols[i + 1] == right:
+            out.append(token)
+            i += 2
+        else:
+            out.append(symbols[i])
+            i += 1
+    return out
