@@ -306,8 +306,7 @@ class SelfAttention(nn.Module):
             if is_causal and mask is None:
                 mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
             if mask is not None:
-                # the most negative float, not -inf: a fully masked row gives uniform weights,
-                # not NaN
+                # finfo.min rather than -inf: a fully masked row stays finite instead of NaN
                 scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
             probs = scores.softmax(dim=-1)  # (B, A, T, T): each row sums to 1 over the keys
             y = F.dropout(probs, p_drop) @ v  # (B, A, T, D)
@@ -464,8 +463,9 @@ class BertModel(nn.Module):
         """(B, T) 1 = token / 0 = padding  ->  boolean (B, 1, 1|T, T), True = may attend.
 
         The key dimension is masked: no query looks at a padding token. Padding positions still
-        get an output vector (computed from the real tokens); ignore it downstream. Returns None
-        when nothing is hidden, so attention can use its fastest kernel.
+        get an output vector (computed from the real tokens); ignore it downstream (the same goes
+        for a row whose mask is all 0: finite but meaningless). Returns None when nothing is
+        hidden, so attention can use its fastest kernel.
         """
         mask = None
         if attention_mask is not None and not bool(attention_mask.all()):
