@@ -32,6 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bertlab.bert import BertConfig, BertForPreTraining, BertModel
+from bertlab.train import CheckpointError  # one error type for every weights file bertlab reads
 
 __all__ = [
     "CheckpointError",
@@ -46,10 +47,6 @@ __all__ = [
     "minilm_path",
     "load_minilm",
 ]
-
-
-class CheckpointError(ValueError):
-    """A weights folder that ``bertlab.bert`` cannot load; the message says why and what to do."""
 
 
 # ----------------------------------------------------------------------------------------------

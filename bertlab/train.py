@@ -173,8 +173,11 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 # --------------------------------------------------------------------------------------------------
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, truncated, corrupt, or belongs to a different model."""
+class CheckpointError(ValueError):
+    """A checkpoint or weights folder is missing, truncated, corrupt, or of a different model.
+
+    Raised by training checkpoints here and by ``bertlab.hf`` for Hugging Face weight folders;
+    the message always says what is wrong and what to do."""
 
 
 def _rng_state() -> dict[str, torch.Tensor]:
