@@ -675,21 +675,39 @@ def _check_labels(num_labels: int) -> None:
         raise BertConfigError(f"num_labels must be a positive integer, got {num_labels!r}.")
 
 
+def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Average of the token vectors (B, T, H) over the real tokens only -> (B, H)."""
+    if attention_mask is None:
+        return hidden.mean(dim=1)
+    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+
+
 class BertForSequenceClassification(nn.Module):
     """``BertModel`` + ``SequenceClassificationHead``; forward returns logits (B, num_labels).
 
     Pass a ``BertConfig`` for a fresh model or a (pretrained) ``BertModel`` to fine-tune it.
+    ``pooling="cls"`` is BERT's choice: the pooled [CLS] vector (tanh(Linear(h_[CLS]))).
+    ``pooling="mean"`` averages the last layer over the real tokens instead, which suits encoders
+    trained that way (sentence-transformers models such as all-MiniLM-L6-v2, whose pooler was
+    never trained); the pooler is then unused.
     """
 
-    def __init__(self, bert: BertConfig | BertModel, num_labels: int):
+    def __init__(self, bert: BertConfig | BertModel, num_labels: int, pooling: str = "cls"):
         super().__init__()
         _check_labels(num_labels)
+        if pooling not in ("cls", "mean"):
+            raise BertConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
         self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
         self.config = self.bert.config
+        self.pooling = pooling
         self.head = SequenceClassificationHead(self.config, num_labels)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        return self.head(self.bert(input_ids, token_type_ids, attention_mask).pooled)
+        out = self.bert(input_ids, token_type_ids, attention_mask)
+        if self.pooling == "mean":
+            return self.head(mean_pool(out.last_hidden_state, attention_mask))  # (B, num_labels)
+        return self.head(out.pooled)  # (B, num_labels)
 
 
 class BertForTokenClassification(nn.Module):

@@ -330,3 +330,16 @@ def test_input_checks_can_be_switched_off():
     model.check_inputs = False
     ids = torch.randint(0, 97, (2, 8))
     assert model(ids).last_hidden_state.shape == (2, 8, 32)
+
+
+def test_sequence_classification_mean_pooling_ignores_padding():
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig.tiny(vocab_size=100), 3, pooling="mean")
+    model.eval()
+    ids = torch.tensor([[2, 5, 7, 3, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    padded = model(ids, attention_mask=mask)
+    unpadded = model(ids[:, :4], attention_mask=mask[:, :4])
+    torch.testing.assert_close(padded, unpadded, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean'"):
+        BertForSequenceClassification(BertConfig.tiny(), 2, pooling="max")

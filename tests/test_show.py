@@ -1,0 +1,33 @@
+"""show_source and glue: what the chapters use to show code and numbers."""
+
+from __future__ import annotations
+
+import pytest
+
+import bertlab
+from bertlab.show import get_source
+from bertlab.train import lr_lambda
+
+
+def test_show_source_prints_the_real_code(capsys):
+    assert bertlab.show_source(lr_lambda) is None  # in a terminal: printed, nothing returned
+    out = capsys.readouterr().out
+    assert out.startswith("def lr_lambda(config: TrainConfig)")
+    assert "warmup" in out
+
+
+def test_source_has_html_with_the_file_and_line():
+    src = get_source(lr_lambda)
+    html = src._repr_html_()
+    assert "bertlab/train.py, line" in html
+    assert "lr_lambda" in html and "<span" in html  # highlighted
+    assert str(src) == src.code
+
+
+def test_show_source_of_a_builtin_is_a_clear_error():
+    with pytest.raises(TypeError, match="cannot show the source of .*Pass a function"):
+        bertlab.show_source(len)
+
+
+def test_glue_returns_the_value_outside_a_notebook():
+    assert bertlab.glue("x", 3.5) == 3.5
