@@ -77,6 +77,8 @@ def glue(name: str, value, display: bool = False):
     Wraps myst-nb's ``glue`` so the numbers in the prose come from the code. Where myst-nb is
     not installed (Colab, say) the value is only returned, since no book is being built there.
     """
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()  # numpy/torch scalars -> Python numbers, which the text can format
     try:
         from myst_nb import glue as _glue
     except ImportError:

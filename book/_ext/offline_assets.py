@@ -58,7 +58,19 @@ REQUIRE_CONFIG_JS = (
 )
 
 
+# The widget manager typesets widget labels with MathJax 2's API (MathJax.Hub.Queue); the book
+# loads MathJax 3, which has none, so pages with both formulas and widgets threw console errors.
+# Give whatever object is (or becomes) window.MathJax a Hub whose Queue re-typesets with v3.
+MATHJAX2_SHIM_JS = (
+    "(function () { var mj = window.MathJax; function shim(m) { if (m && typeof m === 'object' "
+    "&& !m.Hub) { m.Hub = {Queue: function () { if (m.typesetPromise) { m.typesetPromise(); } "
+    "}}; } return m; } Object.defineProperty(window, 'MathJax', {configurable: true, "
+    "get: function () { return mj; }, set: function (v) { mj = shim(v); }}); shim(mj); })();"
+)
+
+
 def builder_inited(app):
+    app.add_js_file(None, body=MATHJAX2_SHIM_JS, priority=1)
     if _vendored(app):
         app.add_js_file(None, body=REQUIRE_CONFIG_JS, priority=400)
 

@@ -1,0 +1,275 @@
+"""bertlab.viz's attention views: the conversion for bertviz, the heatmap grid, the counter.
+
+A tiny random BERT and a toy WordPiece vocabulary keep these fast; one test checks the same
+conversion against a ``transformers`` model carrying the same weights.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+
+import matplotlib
+import pytest
+import torch
+
+matplotlib.use("Agg")
+
+from bertlab import viz  # noqa: E402
+from bertlab.bert import BertConfig, BertModel  # noqa: E402
+from bertlab.params import count, seed_formula  # noqa: E402
+from bertlab.wordpiece import WordPieceTokenizer  # noqa: E402
+
+SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ["the", "cat", "sat", "on", "mat", "it", "was", "warm", "##s", ".", "dog"]
+
+
+@pytest.fixture(scope="module")
+def tokenizer():
+    return WordPieceTokenizer(SPECIALS + WORDS)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=len(SPECIALS + WORDS),
+        hidden=32,
+        layers=3,
+        heads=4,
+        intermediate=64,
+        max_position=32,
+    )
+    return BertModel(config).eval()
+
+
+@pytest.fixture(scope="module")
+def pair(model, tokenizer):
+    return viz.attention_data(model, tokenizer, "The cat sat on the mat.", "It was warm.")
+
+
+def test_attention_data_has_bertviz_format(pair):
+    tokens = ["[CLS]", "the", "cat", "sat", "on", "the", "mat", ".", "[SEP]"]
+    tokens += ["it", "was", "warm", ".", "[SEP]"]
+    assert pair.tokens == tokens
+    assert pair.sentence_b_start == 9  # the first token after the first [SEP]
+    assert isinstance(pair.attention, tuple) and len(pair.attention) == 3
+    for a in pair.attention:
+        assert a.shape == (1, 4, len(tokens), len(tokens))
+        assert a.dtype == torch.float32
+        torch.testing.assert_close(a.sum(-1), torch.ones(1, 4, len(tokens)))
+    assert pair.stacked().shape == (3, 4, 14, 14)
+
+
+def test_single_sentence_has_no_sentence_b(model, tokenizer):
+    d = viz.attention_data(model, tokenizer, "the cats sat")
+    assert d.tokens == ["[CLS]", "the", "cat", "##s", "sat", "[SEP]"]
+    assert d.sentence_b_start is None
+
+
+def test_attention_data_restores_training_mode(model, tokenizer):
+    model.train()
+    try:
+        a = viz.attention_data(model, tokenizer, "the cat", "the dog")
+        b = viz.attention_data(model, tokenizer, "the cat", "the dog")
+        assert model.training  # put back as it was
+        for x, y in zip(a.attention, b.attention):  # computed without dropout: identical
+            torch.testing.assert_close(x, y, rtol=0, atol=0)
+    finally:
+        model.eval()
+
+
+def test_attention_data_matches_a_transformers_model(model, tokenizer, tmp_path):
+    transformers = pytest.importorskip("transformers")
+    from bertlab.hf import save_pretrained
+
+    save_pretrained(model, tmp_path)
+    theirs = transformers.BertModel.from_pretrained(tmp_path, attn_implementation="eager").eval()
+    ours = viz.attention_data(model, tokenizer, "the cat sat", "it was warm")
+    ref = viz.attention_data(theirs, tokenizer, "the cat sat", "it was warm")
+    assert ours.tokens == ref.tokens and ours.sentence_b_start == ref.sentence_b_start
+    for x, y in zip(ours.attention, ref.attention):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def params_json(html: str) -> dict:
+    start = html.index("const params = ") + len("const params = ")
+    return json.loads(html[start : html.index("; //", start)])
+
+
+@pytest.mark.parametrize("kind", ["head", "model"])
+def test_bertviz_html_is_deterministic_with_a_stable_id(pair, kind):
+    pytest.importorskip("bertviz")
+    first = viz.bertviz_html(pair, kind=kind).data
+    second = viz.bertviz_html(pair, kind=kind).data
+    assert first == second  # bertviz alone puts a random uuid in every output
+    ids = set(re.findall(r"bertviz-[\w-]+", first))
+    assert len(ids) == 1 and ids.pop().startswith(f"bertviz-{kind}-")
+    params = params_json(first)
+    assert params["root_div_id"].startswith(f"bertviz-{kind}-")
+    views = {v["name"]: v for v in params["attention"]}
+    assert views["All"]["left_text"] == pair.tokens
+    assert views["Sentence A -> Sentence A"]["left_text"] == pair.tokens[:9]
+    assert views["Sentence B -> Sentence B"]["right_text"] == pair.tokens[9:]
+    assert len(views["All"]["attn"]) == 3 and len(views["All"]["attn"][0]) == 4
+    assert first.count('"left_text"') == len(views)  # the parameters are written once
+    other = viz.bertviz_html(pair.attention, pair.tokens, sentence_b_start=None, kind=kind).data
+    assert set(re.findall(r"bertviz-[\w-]+", other)) != {params["root_div_id"]}
+
+
+def test_attention_view_runs_the_model(model, tokenizer, pair):
+    pytest.importorskip("bertviz")
+    html = viz.attention_view(model, tokenizer, "The cat sat on the mat.", "It was warm.").data
+    assert html == viz.bertviz_html(pair).data
+
+
+def test_bad_attention_input_says_what_is_wrong(pair):
+    with pytest.raises(ValueError, match="covers 14 positions but 13 tokens"):
+        viz.AttentionData(pair.attention, pair.tokens[:-1])
+    with pytest.raises(ValueError, match="covers 14 positions but 13 tokens"):
+        viz.attention_grid(pair.attention, pair.tokens[:-1])
+    with pytest.raises(ValueError, match="covers 14 positions but 13 tokens"):
+        viz.bertviz_html(pair.attention, pair.tokens[:-1])
+    with pytest.raises(ValueError, match="sentence_b_start=14"):
+        viz.AttentionData(pair.attention, pair.tokens, sentence_b_start=14)
+    with pytest.raises(ValueError, match="kind must be 'head' or 'model'"):
+        viz.bertviz_html(pair, kind="neuron")
+    with pytest.raises(ValueError, match="output_attentions=True"):
+        viz.AttentionData((), [])
+    batch = torch.rand(2, 4, 14, 14)  # a batch of two, not one sequence
+    with pytest.raises(ValueError, match=r"select one example"):
+        viz.AttentionData([batch], pair.tokens)
+    with pytest.raises(ValueError, match=r"layer 1 has attention of shape"):
+        viz.AttentionData([pair.attention[0], pair.attention[1][:, :2]], pair.tokens)
+
+
+def test_attention_grid_draws_layers_by_heads(pair):
+    fig = viz.attention_grid(pair.attention, pair.tokens, layers=[0, 2], heads=[1, 2, 3])
+    assert len(fig.axes) == 2 * 3
+    assert [ax.get_title() for ax in fig.axes[:3]] == [f"layer 0, head {h}" for h in (1, 2, 3)]
+    assert fig.get_suptitle()
+    labels = [t.get_text() for t in fig.axes[3].get_xticklabels()]  # bottom row: key tokens
+    assert labels == pair.tokens
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == pair.tokens
+    full = viz.attention_grid(pair.stacked(), pair.tokens, title="all heads")
+    assert len(full.axes) == 3 * 4 and full.get_suptitle() == "all heads"
+    matplotlib.pyplot.close("all")
+
+
+def test_attention_grid_pairs_and_errors(pair):
+    fig = viz.attention_grid(
+        pair, pair.tokens, pairs=[(0, 1), (2, 3), (1, 0)], ncols=2, labels=["a", "b", "c"]
+    )
+    visible = [ax for ax in fig.axes if ax.axison]
+    assert len(visible) == 3 and visible[1].get_title() == "layer 2, head 3\nb"
+    with pytest.raises(ValueError, match=r"\(layer 3, head 0\) does not exist"):
+        viz.attention_grid(pair, pair.tokens, pairs=[(3, 0)])
+    with pytest.raises(ValueError, match="not both"):
+        viz.attention_grid(pair, pair.tokens, pairs=[(0, 0)], heads=[0])
+    with pytest.raises(ValueError, match="one per panel"):
+        viz.attention_grid(pair, pair.tokens, pairs=[(0, 0)], labels=["a", "b"])
+    matplotlib.pyplot.close("all")
+
+
+def test_param_counter_starts_at_the_exact_count():
+    html = viz.param_counter().data
+    base = BertConfig.base()
+    assert f"<b>{count(base)['total']:,}</b>" in html and "109,482,240" in html
+    assert f"<b>{seed_formula(base):,}</b>" in html
+    assert html.count("<script>") == 1 and 'type="range"' in html
+    assert viz.param_counter().data == html  # a stable element id
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the JavaScript")
+def test_param_counter_javascript_matches_params_count():
+    configs = [(30522, 768, 12, 12), (30522, 1024, 24, 16), (30000, 128, 2, 2), (8000, 384, 6, 3)]
+    call = f"console.log(JSON.stringify({json.dumps(configs)}.map(c => bertlabCount(...c))));"
+    out = subprocess.run(
+        ["node", "-e", viz._PARAM_COUNT_JS + call],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    ).stdout
+    for (V, H, L, A), js in zip(configs, json.loads(out)):
+        cfg = BertConfig(vocab_size=V, hidden=H, layers=L, heads=A, intermediate=4 * H)
+        assert js["total"] == count(cfg)["total"]
+        assert js["seed"] == seed_formula(cfg)
+        assert js["headSize"] == H // A
+    heads_free = json.loads(
+        subprocess.run(
+            [
+                "node",
+                "-e",
+                viz._PARAM_COUNT_JS + "console.log(JSON.stringify([1, 5, 12, 768]"
+                ".map(A => bertlabCount(30522, 768, 12, A))));",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+    )
+    assert len({r["total"] for r in heads_free}) == 1  # A changes nothing in the count
+    assert [r["headSize"] for r in heads_free] == [768, None, 64, 1]
+
+
+# ---- tokens and model inputs (chapter 8) ------------------------------------------------------
+
+
+def test_tokens_html_groups_pieces_of_a_word_and_escapes():
+    html = viz.tokens_html(["[CLS]", "cat", "##s", "<b>", "[UNK]", "[SEP]"], [2, 6, 13, 1, 1, 3])
+    assert html.count("display:inline-flex") == 5  # [CLS], cat+##s, <b>, [UNK], [SEP]
+    assert "&lt;b&gt;" in html and "<b>" not in html
+    assert "#f4cccc" in html  # [UNK] in red
+    assert ">13<" in html  # the ids are shown
+
+
+def test_tokens_html_needs_one_id_per_token():
+    with pytest.raises(ValueError, match="one id per token"):
+        viz.tokens_html(["a", "b"], [1])
+
+
+def test_html_selector_links_the_control_in_the_browser():
+    box = viz.html_selector([("one", "<p>1</p>"), ("two", "<p>2</p>")], widget="slider")
+    header, stack = box.children
+    control = header.children[1]
+    assert [w.value for w in stack.children] == ["<p>1</p>", "<p>2</p>"]
+    assert control.description == ""  # labels are HTML widgets: no MathJax 2 typesetting
+    with pytest.raises(ValueError, match="slider' or 'dropdown"):
+        viz.html_selector([("one", "x")], widget="wheel")
+
+
+def test_tokenizer_explorer_prerenders_every_text_and_vocabulary(tokenizer):
+    texts = ["The cat sat.", "Dogs sat."]
+    box = viz.tokenizer_explorer({"toy": tokenizer, "same": tokenizer}, texts)
+    outer = box.children[2]
+    assert len(outer.children) == 2 and all(len(s.children) == 2 for s in outer.children)
+    assert "##s" in outer.children[0].children[1].value  # "dogs" -> dog ##s
+    assert "[UNK]" not in outer.children[0].children[0].value
+
+
+def test_live_tokenizer_updates_when_the_text_changes(tokenizer):
+    box = viz.live_tokenizer({"toy": tokenizer}, value="the cat")
+    text, out = box.children[1].children[1], box.children[3]
+    text.value = "the dogs"
+    assert "##s" in out.value
+
+
+def test_draw_input_representation_checks_lengths():
+    fig = viz.draw_input_representation(
+        ["[CLS]", "a", "[SEP]", "[PAD]"], [0, 0, 0, 0], [1, 1, 1, 0]
+    )
+    assert fig.axes[0].get_title().startswith("BERT's input")
+    with pytest.raises(ValueError, match="same length"):
+        viz.draw_input_representation(["[CLS]", "a"], [0])
+
+
+def test_model_view_width_fits_a_book_page(pair):
+    pytest.importorskip("bertviz")
+    html = viz.bertviz_html(pair, kind="model", width=660).data
+    assert "const DIV_WIDTH = 660;" in html and "const DIV_WIDTH = 970;" not in html
+    with pytest.raises(ValueError, match="only the model view takes a width"):
+        viz.bertviz_html(pair, kind="head", width=660)
