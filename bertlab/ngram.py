@@ -159,6 +159,19 @@ def _xlogx(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+def _perplexity(logp: np.ndarray) -> float:
+    """exp(mean negative log-probability), from per-token natural-log probabilities."""
+    if len(logp) == 0:
+        raise ValueError("perplexity needs at least one sentence.")
+    return float(np.exp(-logp.mean()))
+
+
+def _draw(p: np.ndarray, rng: np.random.Generator) -> int:
+    """Sample one index from the (normalized) distribution ``p``."""
+    cdf = np.cumsum(p)
+    return min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
+
+
 @dataclass
 class ParameterCount:
     """How many numbers a model needs.
@@ -461,10 +474,7 @@ class NGramLM:
 
     def perplexity(self, sentences: Iterable[Sequence[str]]) -> float:
         """exp(mean negative log-probability per predicted token); ``inf`` if any token gets 0."""
-        logp = self.token_logprobs(sentences)
-        if len(logp) == 0:
-            raise ValueError("perplexity needs at least one sentence.")
-        return float(np.exp(-logp.mean()))
+        return _perplexity(self.token_logprobs(sentences))
 
     # ---- sampling and size -----------------------------------------------------------------------
 
@@ -481,8 +491,7 @@ class NGramLM:
         history = self._padded_context(context)
         eos, out = self.index[EOS], []
         for _ in range(n):
-            cdf = np.cumsum(self._probs_ids(history))
-            j = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
+            j = _draw(self._probs_ids(history), rng)
             out.append(self.vocab[j])
             history = [self._bos] * (self.order - 1) if j == eos else (history + [j])[1:]
         return out
@@ -929,10 +938,7 @@ class ClassNGramLM:
 
     def perplexity(self, sentences: Iterable[Sequence[str]]) -> float:
         """exp(mean negative log-probability per predicted token)."""
-        logp = self.token_logprobs(sentences)
-        if len(logp) == 0:
-            raise ValueError("perplexity needs at least one sentence.")
-        return float(np.exp(-logp.mean()))
+        return _perplexity(self.token_logprobs(sentences))
 
     def generate(
         self, n: int, context: Sequence[str] | None = None, seed: int | None = 0
@@ -942,8 +948,7 @@ class ClassNGramLM:
         rng = np.random.default_rng(seed)
         history, out = _check_context(context), []
         for _ in range(n):
-            cdf = np.cumsum(self.probs(history[-(self.order - 1) :] if self.order > 1 else []))
-            j = min(int(np.searchsorted(cdf, rng.random() * cdf[-1], side="right")), len(cdf) - 1)
+            j = _draw(self.probs(history[-(self.order - 1) :] if self.order > 1 else []), rng)
             out.append(self.vocab[j])
             history = [] if self.vocab[j] == EOS else history + [self.vocab[j]]
         return out

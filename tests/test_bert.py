@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from helpers import padded_pair_batch
 
 from bertlab.bert import (
     BertConfig,
@@ -34,15 +35,7 @@ def small_model(seed: int = 0, **overrides) -> BertModel:
 
 def batch(vocab: int = 97, B: int = 3, T: int = 16, seed: int = 1):
     """Ids, two segments, and padding of different lengths (row 0 has none)."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (B, T), generator=g)
-    types = torch.zeros(B, T, dtype=torch.long)
-    types[:, T // 2 :] = 1
-    mask = torch.ones(B, T, dtype=torch.long)
-    for b in range(1, B):
-        mask[b, T - 3 * b :] = 0
-    ids = ids.masked_fill(mask == 0, 0)
-    return ids, types, mask
+    return padded_pair_batch(vocab, B, T, seed, pad_step=3)
 
 
 # -- config ----------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import sys
 import pytest
 import torch
 import transformers
+from helpers import padded_pair_batch
 
 from bertlab import hf
 from bertlab.bert import BertConfig, BertForPreTraining, BertModel
@@ -28,14 +29,7 @@ SMALL = dict(vocab_size=211, hidden=48, layers=2, heads=3, intermediate=96, max_
 
 def batch(vocab: int, B: int = 3, T: int = 20, seed: int = 0):
     """A [CLS] A [SEP] B [SEP]-shaped batch: two segments, padding of different lengths."""
-    g = torch.Generator().manual_seed(seed)
-    ids = torch.randint(1, vocab, (B, T), generator=g)
-    types = torch.zeros(B, T, dtype=torch.long)
-    types[:, T // 2 :] = 1
-    mask = torch.ones(B, T, dtype=torch.long)
-    for b in range(1, B):
-        mask[b, T - 4 * b :] = 0
-    return ids.masked_fill(mask == 0, 0), types.masked_fill(mask == 0, 0), mask
+    return padded_pair_batch(vocab, B, T, seed, pad_step=4)
 
 
 def reference(path, **kwargs):
