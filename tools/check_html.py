@@ -4,7 +4,8 @@ For each page of ``_build/html`` (served on a loopback port, every other request
 asserts, from the DOM after the page's scripts ran:
 
 - MathJax typeset every formula (one ``mjx-container`` per ``.math`` element, no raw ``\\(``);
-- every saved ipywidget view rendered (no "Loading widget..." placeholder left, no error box);
+- every saved ipywidget view rendered (no "Loading widget..." placeholder left, no error box), and
+  moving each dropdown and slider changes what is shown, with no kernel;
 - every bertviz attention view drew its SVG;
 - the page asked for no URL outside the book, and the console logged no error.
 
@@ -93,6 +94,43 @@ async () => {
 """
 
 
+# Runs in the page after PROBE: move every dropdown of a saved widget to its next option and see
+# whether what is shown changes (the widgets switch pre-rendered views in the browser).
+VISIBLE = """() => [...document.querySelectorAll(
+    '.widget-subarea img, .widget-subarea .widget-html')]
+  .filter(e => e.offsetParent !== null).map(e => e.src || e.innerHTML).join('|')"""
+INTERACT = """
+async () => {
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  const visible = VISIBLE;
+  let tried = 0, changed = 0;
+  for (const s of document.querySelectorAll('.widget-subarea select')) {
+    if (s.options.length < 2) continue;
+    tried++;
+    const before = visible();
+    s.selectedIndex = (s.selectedIndex + 1) % s.options.length;
+    s.dispatchEvent(new Event('change', {bubbles: true}));
+    await sleep(300);
+    if (visible() !== before) changed++;
+  }
+  return {tried, changed};
+}
+""".replace("VISIBLE", VISIBLE)
+
+
+def move_sliders(page) -> tuple[int, int]:
+    """Press the right arrow on every slider handle; count those whose view changed."""
+    tried = changed = 0
+    for handle in page.query_selector_all(".widget-subarea .noUi-handle"):
+        before = page.evaluate(VISIBLE)
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_timeout(300)
+        tried += 1
+        changed += page.evaluate(VISIBLE) != before
+    return tried, changed
+
+
 def check(html: Path, shots: Path, chromium: str) -> list[str]:
     from playwright.sync_api import sync_playwright
 
@@ -138,9 +176,10 @@ def check(html: Path, shots: Path, chromium: str) -> list[str]:
                 page.goto(f"{base}/{rel}", wait_until="load")
                 report = page.evaluate(PROBE)
                 page.wait_for_timeout(300)
-                page.screenshot(
-                    path=str(shots / (rel.replace("/", "__")[:-5] + ".png")), full_page=True
-                )
+                shot = shots / (rel.replace("/", "__")[:-5] + ".png")
+                page.screenshot(path=str(shot), full_page=True)  # before anything is moved
+                moved = page.evaluate(INTERACT)
+                sliders = move_sliders(page)
                 context.close()
 
                 r, bad = report, []
@@ -151,6 +190,9 @@ def check(html: Path, shots: Path, chromium: str) -> list[str]:
                         f"widgets not rendered ({r['widgetsUndrawn']} of {r['widgetViews']} views "
                         f"undrawn, {r['widgetsLoading']} loading, {r['widgetErrors']} errors)"
                     )
+                stuck = (moved["tried"] - moved["changed"]) + (sliders[0] - sliders[1])
+                if stuck:
+                    bad.append(f"{stuck} widget control(s) did not change what is shown")
                 if r["bertvizWithoutSvg"]:
                     bad.append(f"{r['bertvizWithoutSvg']} bertviz views without an SVG")
                 if outside:
@@ -160,7 +202,8 @@ def check(html: Path, shots: Path, chromium: str) -> list[str]:
                 detail = "" if not bad else " -- " + "; ".join(bad)
                 print(
                     f"{'ok ' if not bad else 'BAD'} {rel}: {r['math']} formulas, "
-                    f"{r['widgetViews']} widget views, {r['bertviz']} attention views{detail}"
+                    f"{r['widgetViews']} widget views ({moved['tried'] + sliders[0]} controls "
+                    f"moved), {r['bertviz']} attention views{detail}"
                 )
                 problems += [f"{rel}: {b}" for b in bad]
             browser.close()
