@@ -784,3 +784,320 @@ def param_counter(layers: int = 12, hidden: int = 768, heads: int = 12, vocab: i
         "buttons set L, H, A and V = 30,522.</div></div>"
     )
     return HTML(body + script)
+
+
+# --------------------------------------------------------------------------------------------------
+# Embedding explorer (word vectors: GloVe, word2vec, ELMo's token layer)
+# --------------------------------------------------------------------------------------------------
+
+
+def project_2d(vectors, method: str = "pca", seed: int = 0):
+    """Project row vectors (n, D) to 2-D (n, 2): PCA on the centred rows (``"pca"``), or t-SNE
+    (``"tsne"``, needs scikit-learn). Pass unit vectors to picture cosine geometry."""
+    import numpy as np
+
+    x = np.asarray(vectors, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"project_2d needs at least two row vectors, got shape {x.shape}.")
+    if method == "pca":
+        x = x - x.mean(axis=0)
+        _, _, vt = np.linalg.svd(x, full_matrices=False)  # rows of vt: principal directions
+        vt *= np.where(vt[:, :1] < 0, -1.0, 1.0)  # a fixed sign, so pictures are reproducible
+        xy = x @ vt[:2].T  # (n, 2)
+        return xy if xy.shape[1] == 2 else np.pad(xy, ((0, 0), (0, 2 - xy.shape[1])))
+    if method == "tsne":
+        try:
+            from sklearn.manifold import TSNE
+        except ImportError:
+            raise ValueError(
+                "method='tsne' needs scikit-learn (pip install scikit-learn)."
+            ) from None
+        perplexity = min(30.0, (len(x) - 1) / 3)
+        return TSNE(2, perplexity=perplexity, init="pca", random_state=seed).fit_transform(x)
+    raise ValueError(f"unknown projection {method!r}; choose 'pca' or 'tsne'.")
+
+
+def _label_html(text: str):
+    import html
+
+    import ipywidgets as widgets
+
+    return widgets.HTML(f"<b>{html.escape(text)}</b>", layout=widgets.Layout(margin="0 8px 0 0"))
+
+
+def _row(*children, wrap: bool = False):
+    import ipywidgets as widgets
+
+    flow = "row wrap" if wrap else "row"
+    return widgets.HBox(list(children), layout=widgets.Layout(align_items="center", flex_flow=flow))
+
+
+class EmbeddingExplorer:
+    """Pictures and tables of an :class:`bertlab.embeddings.Embeddings`, and the widget that shows
+    them (:meth:`widget`; :func:`explorer` is the short way to get it).
+
+    - :meth:`draw_map`: the chosen words projected to 2-D (PCA of their unit vectors);
+    - :meth:`neighbours_html`: a word's nearest neighbours with their cosine similarities;
+    - :meth:`analogy_html` and :meth:`draw_analogy`: "a is to b as c is to ?" (3CosAdd).
+    """
+
+    def __init__(
+        self,
+        emb,
+        words: Sequence[str] | None = None,
+        k: int = 8,
+        top_n: int = 40,
+        method: str = "pca",
+    ):
+        self.emb, self.k, self.method = emb, k, method
+        if words is None:  # the most frequent real words (rows are in order of frequency)
+            words = [w for w in emb.words if w.isalpha() and len(w) > 2][:top_n]
+        self.words = self.known(words)[0]
+
+    def known(self, words: Sequence[str]) -> tuple[list[str], list[str]]:
+        """``words`` split into those with a vector and those without (each once, in order)."""
+        words = list(dict.fromkeys(w for w in words if w))
+        return [w for w in words if w in self.emb], [w for w in words if w not in self.emb]
+
+    # ---------------------------------------------------------------------------------------------
+    # Pictures and tables
+    # ---------------------------------------------------------------------------------------------
+
+    def draw_map(
+        self,
+        words: Sequence[str] | None = None,
+        highlight: Sequence[str] = (),
+        title: str | None = None,
+    ):
+        """A scatter of ``words`` (default: the explorer's) in 2-D, ``highlight`` in red."""
+        words = self.known(self.words if words is None else words)[0]
+        if len(words) < 2:
+            raise ValueError("draw_map needs at least two words that have vectors.")
+        xy = project_2d(self.emb.unit[[self.emb.id(w) for w in words]], self.method)
+        fig, ax = plt.subplots(figsize=(5.2, 4.2))
+        hot = [w in set(highlight) for w in words]
+        ax.scatter(xy[:, 0], xy[:, 1], s=14, c=["C3" if h else "C0" for h in hot])
+        for (x, y), w, h in zip(xy, words, hot, strict=True):
+            ax.annotate(
+                w,
+                (x, y),
+                xytext=(3, 2),
+                textcoords="offset points",
+                fontsize=8,
+                color="C3" if h else "black",
+                fontweight="bold" if h else "normal",
+            )
+        ax.set_xlabel(f"{self.method.upper()} 1")
+        ax.set_ylabel(f"{self.method.upper()} 2")
+        ax.set_title(title or f"{len(words)} words in 2-D ({self.method.upper()})", fontsize=10)
+        ax.grid(alpha=0.3)
+        return fig
+
+    def neighbours_html(self, word: str, k: int | None = None) -> str:
+        """An HTML table of the ``k`` nearest neighbours of ``word`` and their cosines."""
+        import html
+
+        rows = "".join(
+            f'<tr><td style="padding:1px 8px">{html.escape(w)}</td>'
+            f'<td style="padding:1px 8px;text-align:right">{cos:.3f}</td>'
+            f'<td><div style="background:#4c72b0;height:9px;width:{max(0.0, cos) * 90:.0f}px">'
+            "</div></td></tr>"
+            for w, cos in self.emb.most_similar(word, k or self.k)
+        )
+        return (
+            f'<div style="font-size:13px"><b>nearest to "{html.escape(word)}"</b>'
+            f'<table style="border-collapse:collapse;margin-top:4px">'
+            f"<tr><th style='text-align:left;padding:1px 8px'>word</th>"
+            f"<th style='padding:1px 8px'>cosine</th><th></th></tr>{rows}</table></div>"
+        )
+
+    def analogy_html(self, a: str, b: str, c: str, k: int = 5) -> str:
+        """An HTML table of the ``k`` best answers to "a is to b as c is to ?"."""
+        import html
+
+        answers = self.emb.analogy(a, b, c, k=k)
+        rows = "".join(
+            f'<tr><td style="padding:1px 8px">{html.escape(w)}</td>'
+            f'<td style="padding:1px 8px;text-align:right">{s:.3f}</td></tr>'
+            for w, s in answers
+        )
+        a, b, c = (html.escape(x) for x in (a, b, c))
+        return (
+            f'<div style="font-size:13px"><b>{a} : {b} :: {c} : ?</b><br>'
+            f'<span style="color:#666">nearest to {b} &minus; {a} + {c} (unit vectors)</span>'
+            f'<table style="border-collapse:collapse;margin-top:4px">'
+            f"<tr><th style='text-align:left;padding:1px 8px'>answer</th>"
+            f"<th style='padding:1px 8px'>cosine</th></tr>{rows}</table></div>"
+        )
+
+    def draw_analogy(self, a: str, b: str, c: str):
+        """The four words of an analogy in 2-D, with the offsets a -> b and c -> answer."""
+        d = self.emb.analogy(a, b, c, k=1)[0][0]
+        words = [a, b, c, d]
+        xy = project_2d(self.emb.unit[[self.emb.id(w) for w in words]], "pca")
+        fig, ax = plt.subplots(figsize=(4.2, 3.4))
+        ax.scatter(xy[:, 0], xy[:, 1], c=["C0", "C0", "C1", "C3"])
+        for (x, y), w in zip(xy, words, strict=True):
+            ax.annotate(w, (x, y), xytext=(4, 3), textcoords="offset points", fontsize=9)
+        for s, t, color in ((0, 1, "C0"), (2, 3, "C3")):
+            ax.annotate("", xy[t], xy[s], arrowprops=dict(arrowstyle="->", color=color, lw=1.5))
+        ax.set_title(f"{a} : {b} :: {c} : {d}", fontsize=10)
+        ax.set_xlabel("PCA 1")
+        ax.set_ylabel("PCA 2")
+        ax.grid(alpha=0.3)
+        return fig
+
+    # ---------------------------------------------------------------------------------------------
+    # The widget
+    # ---------------------------------------------------------------------------------------------
+
+    def widget(
+        self,
+        queries: Sequence[str] | None = None,
+        analogies: Sequence[tuple[str, str, str]] = (),
+        live: bool = True,
+    ):
+        """The explorer: pre-rendered views (a map of the words, each query's neighbourhood, each
+        analogy) picked by dropdowns linked in the browser, so they work in the static book; and,
+        with ``live=True``, text boxes that compute new views, which need a running kernel."""
+        import ipywidgets as widgets
+
+        queries = self.known(self.words[:6] if queries is None else queries)[0]
+        box = widgets.Layout(flex_flow="row wrap", align_items="flex-start")
+
+        def image(fig):
+            return widgets.Image(value=figure_png(fig), format="png")
+
+        # 1. the map and the neighbourhoods, one pre-rendered view per choice
+        views = [widgets.HBox([image(self.draw_map())], layout=box)]
+        labels = [f"map of {len(self.words)} words"]
+        for q in queries:
+            near = [w for w, _ in self.emb.most_similar(q, self.k)]
+            fig = self.draw_map(
+                [q, *near], highlight=[q], title=f'"{q}" and its {self.k} neighbours'
+            )
+            views.append(
+                widgets.HBox([image(fig), widgets.HTML(self.neighbours_html(q))], layout=box)
+            )
+            labels.append(f"neighbours of {q}")
+        stack = widgets.Stack(views, selected_index=0)
+        choose = widgets.Dropdown(
+            options=[(t, i) for i, t in enumerate(labels)],
+            value=0,
+            layout=widgets.Layout(width="300px"),
+        )
+        widgets.jslink((choose, "index"), (stack, "selected_index"))
+        parts = [_row(_label_html("view"), choose), stack]
+
+        # 2. analogies
+        analogies = [t for t in analogies if not self.known(t)[1]]
+        if analogies:
+            pages = [
+                widgets.HBox(
+                    [image(self.draw_analogy(*t)), widgets.HTML(self.analogy_html(*t))], layout=box
+                )
+                for t in analogies
+            ]
+            a_stack = widgets.Stack(pages, selected_index=0)
+            a_choose = widgets.Dropdown(
+                options=[(f"{a} : {b} :: {c} : ?", i) for i, (a, b, c) in enumerate(analogies)],
+                value=0,
+                layout=widgets.Layout(width="300px"),
+            )
+            widgets.jslink((a_choose, "index"), (a_stack, "selected_index"))
+            parts += [_row(_label_html("analogy"), a_choose), a_stack]
+
+        # 3. live boxes: Python runs on each entry, so they need a kernel (Jupyter, Colab)
+        if live:
+            parts.append(self._live_widget())
+        return widgets.VBox(parts)
+
+    def _live_widget(self):
+        import html
+
+        import ipywidgets as widgets
+
+        def text(placeholder):
+            return widgets.Text(
+                placeholder=placeholder,
+                continuous_update=False,
+                layout=widgets.Layout(width="260px"),
+            )
+
+        add, near, ana = text("river, lake, sea"), text("a word"), text("man king woman")
+        picture = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        message = widgets.HTML()
+        added: list[str] = []
+
+        def show(fig=None, table=""):
+            if fig is not None:
+                picture.value = figure_png(fig)
+                picture.layout.display = ""
+            message.value = table
+
+        def on_add(change):
+            found, missing = self.known(change["new"].replace(",", " ").split())
+            added.extend(w for w in found if w not in added and w not in self.words)
+            note = (
+                f"<i>not in the vocabulary: {html.escape(', '.join(missing))}</i>"
+                if missing
+                else ""
+            )
+            show(self.draw_map(self.words + added, highlight=added), note)
+
+        def on_near(change):
+            word = change["new"].strip()
+            if word not in self.emb:
+                return show(table=f"<i>{html.escape(word)!s} is not in the vocabulary.</i>")
+            near_words = [w for w, _ in self.emb.most_similar(word, self.k)]
+            fig = self.draw_map([word, *near_words], highlight=[word])
+            show(fig, self.neighbours_html(word))
+
+        def on_analogy(change):
+            words = change["new"].replace(",", " ").split()
+            missing = self.known(words)[1]
+            if len(words) != 3 or missing:
+                problem = (
+                    f"not in the vocabulary: {', '.join(missing)}" if missing else "three words"
+                )
+                return show(table=f"<i>Type three words, a b c ({html.escape(problem)}).</i>")
+            show(self.draw_analogy(*words), self.analogy_html(*words))
+
+        add.observe(on_add, "value")
+        near.observe(on_near, "value")
+        ana.observe(on_analogy, "value")
+        note = widgets.HTML(
+            '<div style="margin-top:10px"><b>Your own words</b> <i style="color:#a33">(live: '
+            "these boxes run Python, so they need a running kernel, in Jupyter or Colab; press "
+            "Enter after typing)</i></div>"
+        )
+        boxes = [
+            _row(_label_html(t), b)
+            for t, b in (("add to the map", add), ("neighbours of", near), ("analogy a b c", ana))
+        ]
+        return widgets.VBox(
+            [
+                note,
+                *boxes,
+                widgets.HBox([picture, message], layout=widgets.Layout(flex_flow="row wrap")),
+            ]
+        )
+
+
+def explorer(
+    emb,
+    words: Sequence[str] | None = None,
+    queries: Sequence[str] | None = None,
+    analogies: Sequence[tuple[str, str, str]] = (),
+    k: int = 8,
+    top_n: int = 40,
+    method: str = "pca",
+    live: bool = True,
+):
+    """An embedding explorer for an :class:`bertlab.embeddings.Embeddings`: a 2-D map of
+    ``words`` (default: the ``top_n`` most frequent words), the ``k`` nearest neighbours (with
+    cosines) of each word in ``queries``, and the ``analogies`` ``(a, b, c)``, all pre-rendered
+    and switched by dropdowns in the browser, so the static HTML book shows them too; plus text
+    boxes to add words, look up neighbours and try analogies, live where a kernel runs."""
+    ex = EmbeddingExplorer(emb, words, k=k, top_n=top_n, method=method)
+    return ex.widget(queries=queries, analogies=analogies, live=live)
