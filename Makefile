@@ -13,12 +13,12 @@ SHARED_DATA := $(abspath ../shared/data)
 ifneq ($(wildcard $(SHARED_DATA)/MANIFEST.tsv),)
 export BERTLAB_DATA ?= $(SHARED_DATA)
 endif
-# Same outputs on every run: fixed hash seed, no hub downloads, quiet Hugging Face.
+# Same outputs on every run: fixed hash seed, no hub downloads, quiet Hugging Face. (No
+# MPLBACKEND here: it would override the notebooks' inline backend and drop every figure.)
 export PYTHONHASHSEED := 0
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_VERBOSITY := error
 export TOKENIZERS_PARALLELISM := false
-export MPLBACKEND := Agg
 
 CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 
