@@ -29,6 +29,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import tempfile
 import urllib.error
 import urllib.request
@@ -135,18 +136,29 @@ class _VerifiedRecord:
                 _atomic_write_text(self.path, json.dumps(data, indent=0, sort_keys=True))
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+@contextlib.contextmanager
+def atomic_path(dest: Path):
+    """Yield a temporary path beside ``dest``; when the block succeeds, fsync it and rename it to
+    ``dest``. On any error the temporary file is removed and ``dest`` is left as it was, so a
+    crash never leaves a half-written file under the real name. Used for every file bertlab
+    writes that must not be lost: downloads, the verification record, training checkpoints."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
+        yield Path(tmp)
+        with open(tmp, "rb") as f:
             os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
+        os.replace(tmp, dest)
+    finally:
+        with contextlib.suppress(OSError):  # already renamed on success
             os.unlink(tmp)
-        raise
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
 
 
 def verify(path: Path, entry: FileEntry, record: _VerifiedRecord | None = None) -> Path:
@@ -168,12 +180,11 @@ def verify(path: Path, entry: FileEntry, record: _VerifiedRecord | None = None) 
 
 def download(entry: FileEntry, dest: Path, timeout: float = 30.0, progress: bool = True) -> Path:
     """Download one manifest file to ``dest`` atomically: temp file, fsync, verify, rename."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    h = hashlib.sha256()
     try:
-        h = hashlib.sha256()
         with (
-            os.fdopen(fd, "wb") as out,
+            atomic_path(dest) as tmp,
+            open(tmp, "wb") as out,
             urllib.request.urlopen(entry.raw_url, timeout=timeout) as response,
             tqdm(
                 total=entry.size,
@@ -187,15 +198,12 @@ def download(entry: FileEntry, dest: Path, timeout: float = 30.0, progress: bool
                 out.write(block)
                 h.update(block)
                 bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
-        if h.hexdigest() != entry.sha256:
-            raise ChecksumError(
-                f"the download of {entry.file} from {entry.raw_url} is corrupt: sha256 "
-                f"{h.hexdigest()}, expected {entry.sha256}. Nothing was written; try again later "
-                f"or set BERTLAB_DATA to a folder holding a good copy."
-            )
-        os.replace(tmp, dest)
+            if h.hexdigest() != entry.sha256:
+                raise ChecksumError(
+                    f"the download of {entry.file} from {entry.raw_url} is corrupt: sha256 "
+                    f"{h.hexdigest()}, expected {entry.sha256}. Nothing was written; try again "
+                    f"later or set BERTLAB_DATA to a folder holding a good copy."
+                )
     except (urllib.error.URLError, OSError, TimeoutError) as e:
         raise DataUnavailableError(
             f"{entry.file} is not in a local mirror or in the cache ({cache_dir()}), and "
@@ -203,9 +211,6 @@ def download(entry: FileEntry, dest: Path, timeout: float = 30.0, progress: bool
             f"folder with a copy of the data (laid out like shared/data, e.g. "
             f"BERTLAB_DATA=../shared/data) or connect to the internet and try again."
         ) from e
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
     return dest
 
 
@@ -254,17 +259,8 @@ def _mkparent(path: Path) -> bool:
 
 
 def _atomic_copy(src: Path, dest: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, open(src, "rb") as f:
-            while block := f.read(1 << 20):
-                out.write(block)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+    with atomic_path(dest) as tmp:
+        shutil.copyfile(src, tmp)
 
 
 def _split_name(split: str, allowed: tuple[str, ...], dataset: str) -> str:

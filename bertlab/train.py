@@ -24,12 +24,9 @@ shuffling each epoch with a generator seeded by ``(seed, epoch)``, or a callable
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
-import os
 import random
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -40,6 +37,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
+
+from bertlab.data import atomic_path
 
 # --------------------------------------------------------------------------------------------------
 # Seeding and devices
@@ -266,17 +265,9 @@ def save_checkpoint(path: str | Path, trainer: Trainer) -> Path:
         "history": trainer.history.to_json(),
         "config": json.dumps(asdict(trainer.config)),
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         # Tied weights share storage; safetensors refuses shared tensors, so give each its own copy.
-        save_file({k: v.clone() for k, v in tensors.items()}, tmp, metadata=meta)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        save_file({k: v.clone() for k, v in tensors.items()}, str(tmp), metadata=meta)
     return path
 
 
