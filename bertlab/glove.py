@@ -35,7 +35,7 @@ import scipy.sparse as sp
 import torch
 
 from bertlab.embeddings import Embeddings
-from bertlab.train import History, pick_device
+from bertlab.train import History, pick_device, torch_threads
 from bertlab.vocab import Vocab
 
 # --------------------------------------------------------------------------------------------------
@@ -267,13 +267,10 @@ def fit(
     model = GloVe(X.shape[0], c.dim, seed=c.seed, device=dev)
     shuffle = torch.Generator().manual_seed(c.seed)
     history, nnz, step = History(), len(x_all), 0
-    threads = torch.get_num_threads()
-    if dev.type == "cpu" and cpu_threads is not None:
-        torch.set_num_threads(cpu_threads)
     bar = tqdm(total=c.epochs * -(-nnz // c.batch_size), disable=not progress, desc="glove")
     start = time.perf_counter()
     window_loss, window_n = 0.0, 0
-    try:
+    with torch_threads(cpu_threads if dev.type == "cpu" else None):
         for _ in range(c.epochs):
             order = torch.randperm(nnz, generator=shuffle).to(dev)  # a fresh shuffle every epoch
             for s in range(0, nnz, c.batch_size):
@@ -291,9 +288,7 @@ def fit(
             if eval_fn is not None:
                 history.eval_steps.append(step)
                 history.evals.append(eval_fn(model))
-    finally:
-        bar.close()
-        torch.set_num_threads(threads)
+    bar.close()
     history.seconds = time.perf_counter() - start
     return model, history
 

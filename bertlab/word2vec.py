@@ -38,7 +38,7 @@ import numpy as np
 import torch
 
 from bertlab.embeddings import Embeddings
-from bertlab.train import pick_device
+from bertlab.train import pick_device, torch_threads
 from bertlab.vocab import Vocab
 
 MODELS = ("skipgram", "cbow")
@@ -136,27 +136,38 @@ def huffman_lengths_reference(counts) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
-def logistic_grads(h, U, labels, mask=None, out_scale=None):
+def logistic_grads(h, U, labels, mask=None, in_scale=None, out_scale=None, with_loss=True):
     """Negative sampling and hierarchical softmax are both sums of binary logistic losses.
 
-    ``h`` (B, D) input vectors, ``U`` (B, K, D) output vectors, ``labels`` (B, K) in {0, 1},
-    ``mask`` (B, K) 1 where a term counts. Loss ``-sum mask * log sigma((2y - 1) U.h)``.
-    Returns ``(loss, dh, dU)``: the summed loss and its gradients, (B, D) and (B, K, D).
-    ``out_scale`` (B, K), if given, scales each term's ``dU`` (training uses it, see ``_damp``).
+    ``h`` (B, D) input vectors, or (B, C, D): C inputs that share the same outputs (skip-gram's
+    context words of one centre); ``U`` (B, K, D) output vectors; ``labels`` (B, K) in {0, 1};
+    ``mask`` (B, K) or (B, C, K), 1 where a term counts.
+    Loss ``-sum mask * log sigma((2y - 1) U.h)``.
+    Returns ``(loss, dh, dU)``: the summed loss and its gradients, shaped like ``h`` and ``U``.
+    With C inputs per row the scores are a (C, D) x (D, K) matrix product per row, so the whole
+    batch is one ``bmm`` rather than B*C*K separate dot products.
+    ``in_scale`` (B, C) and ``out_scale`` (B, K), if given, scale each input's ``dh`` and each
+    output's ``dU`` (training damps frequent rows with them, see :func:`damp_factor`); they are
+    applied to the small (B, C, K) score gradient, before the products that build ``dh``, ``dU``.
+    ``with_loss=False`` skips the loss (returned as 0.0): training needs it only now and then.
     """
-    s = torch.bmm(U, h.unsqueeze(2)).squeeze(2)  # (B, K)
-    f = torch.sigmoid(s)
-    g = f - labels  # d loss / d s
+    H = h.unsqueeze(1) if h.dim() == 2 else h  # (B, C, D)
+    s = torch.bmm(H, U.transpose(1, 2))  # (B, C, K) scores
+    y = labels.unsqueeze(1)  # (B, 1, K)
+    if mask is not None and mask.dim() == 2:
+        mask = mask.unsqueeze(1)
+    g = torch.sigmoid(s) - y  # d loss / d s
     if mask is not None:
         g = g * mask
-    sign = 2 * labels - 1
-    terms = torch.nn.functional.logsigmoid(sign * s)
-    loss = -(terms * mask).sum() if mask is not None else -terms.sum()
-    dh = torch.bmm(g.unsqueeze(1), U).squeeze(1)  # (B, D)
-    if out_scale is not None:
-        g = g * out_scale
-    dU = g.unsqueeze(2) * h.unsqueeze(1)  # (B, K, D)
-    return loss, dh, dU
+    loss = 0.0
+    if with_loss:
+        terms = torch.nn.functional.logsigmoid((2 * y - 1) * s)
+        loss = -(terms * mask).sum() if mask is not None else -terms.sum()
+    g_in = g if in_scale is None else g * in_scale.view(H.shape[0], H.shape[1], 1)
+    g_out = g if out_scale is None else g * out_scale.unsqueeze(1)
+    dH = torch.bmm(g_in, U)  # (B, C, D)
+    dU = torch.bmm(g_out.transpose(1, 2), H)  # (B, K, D)
+    return loss, dH.view(h.shape), dU
 
 
 def softmax_grads(h, W_out, target):
@@ -196,22 +207,29 @@ def noise_table(counts, power: float = 0.75, size: int = 1 << 22) -> np.ndarray:
     return np.searchsorted(cum, (np.arange(size) + 0.5) / size).astype(np.int64)
 
 
-def context_windows(ids, sent, window: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """For every position of the (subsampled) corpus, its context positions under a dynamic window.
+def window_groups(ids, sent, window: int, rng) -> dict[int, tuple[np.ndarray, ...]]:
+    """Every position of the (subsampled) corpus with its dynamic window, grouped by window size.
 
-    ``ids`` (N,), ``sent`` (N,) the sentence of each position. Returns ``ctx`` (N, 2*window), the
-    ids of the context words (0 where padded), and ``mask`` (N, 2*window) bool: position ``i+d`` is
-    a context of ``i`` when ``1 <= |d| <= b_i`` (``b_i`` uniform in 1..window) and it is in the
-    same sentence.
+    ``ids`` (N,), ``sent`` (N,) the sentence of each position (non-decreasing). Each centre
+    draws its window ``b`` uniformly from 1..``window`` (the C tool's "dynamic window", which
+    weights near words more). Returns ``{b: (pos, ctx, mask)}``: ``pos`` (n_b,) the centres
+    with window b (in text order, those with at least one context word), ``ctx`` (n_b, 2b) the
+    ids at offsets ``-b..-1, 1..b`` (0 where padded) and ``mask`` (n_b, 2b) bool, False where
+    the offset leaves the sentence. Grouping by ``b`` makes a batch a dense (n, 2b) block.
     """
     N = len(ids)
-    offsets = np.concatenate([np.arange(-window, 0), np.arange(1, window + 1)])  # (2W,)
     b = rng.integers(1, window + 1, size=N)  # (N,) effective window of each centre
-    pos = np.arange(N)[:, None] + offsets  # (N, 2W)
-    inside = (pos >= 0) & (pos < N)
-    pos_c = np.clip(pos, 0, N - 1)
-    mask = inside & (np.abs(offsets) <= b[:, None]) & (sent[pos_c] == sent[:, None])
-    return np.where(mask, ids[pos_c], 0), mask
+    first = np.searchsorted(sent, sent, side="left")  # (N,) where each position's sentence starts
+    last = np.searchsorted(sent, sent, side="right") - 1  # ... and ends
+    left, right = np.arange(N) - first, last - np.arange(N)  # room on each side
+    groups = {}
+    for w in range(1, window + 1):
+        pos = np.nonzero((b == w) & (left + right > 0))[0]  # (n_b,) centres with some context
+        offsets = np.concatenate([np.arange(-w, 0), np.arange(1, w + 1)])  # (2b,)
+        mask = (offsets >= -left[pos, None]) & (offsets <= right[pos, None])  # (n_b, 2b)
+        cpos = np.clip(pos[:, None] + offsets, 0, N - 1)
+        groups[w] = (pos, np.where(mask, ids[cpos], 0), mask)
+    return groups
 
 
 # --------------------------------------------------------------------------------------------------
@@ -261,27 +279,23 @@ class Word2Vec(Embeddings):
 # Training
 # --------------------------------------------------------------------------------------------------
 
-DAMP = "sqrt"
+DAMP_FREE = 4
 
 
-def _damp(update, rows, n):
-    """Scale the updates of a row that occurs ``c`` times in a batch by ``1 / sqrt(c)``.
+def damp_factor(rows, n: int):
+    """How much to scale each of a batch's updates, given the row each one goes to: (R,) -> (R,).
 
-    Sequential SGD applies a frequent word's ``c`` updates one after another, each seeing the
-    last; summed in one go they overshoot and training diverges (try ``DAMP = "none"``). Dividing
-    by ``c`` (a mean) is safe but slows frequent words down; ``sqrt(c)`` is in between."""
-    return update * _damp_factor(rows, n).unsqueeze(1)
-
-
-def _damp_factor(rows, n):
-    """``1 / sqrt(c)`` for each entry of ``rows``, ``c`` how often its row occurs in ``rows``."""
-    if DAMP == "none":
-        return torch.ones(rows.shape, device=rows.device)
-    c = torch.bincount(rows, minlength=n)[rows].float()
-    return c.rsqrt() if DAMP == "sqrt" else 1 / c
+    The C tool applies a word's updates one after another, each seeing the last; applied at
+    once, the ``c`` updates of a very frequent word (``the`` as a noise word is drawn hundreds
+    of times per batch) all push the same way and overshoot, and training diverges. A row seen
+    up to ``DAMP_FREE`` times is left alone; above that its updates are scaled by
+    ``sqrt(DAMP_FREE / c)``, so their sum grows like ``sqrt(c)`` rather than ``c``.
+    """
+    c = torch.bincount(rows, minlength=n)[rows].float()  # (R,) occurrences of each row
+    return (DAMP_FREE / c).clamp(max=1).sqrt()
 
 
-DEFAULT_BATCH = {"negative": 2048, "hierarchical": 2048, "softmax": 256}
+DEFAULT_BATCH = {"negative": 1024, "hierarchical": 1024, "softmax": 64}
 
 
 def train(
@@ -306,9 +320,14 @@ def train(
     ``model`` "skipgram" or "cbow"; ``objective`` "negative", "hierarchical" or "softmax";
     ``lr`` defaults to the C tool's 0.025 (skip-gram) / 0.05 (CBOW), decayed linearly to
     ``lr * 1e-4``; ``sample`` is the subsampling threshold (0 turns it off); ``batch_size`` is
-    the number of pairs (skip-gram) or windows (CBOW) per update. ``workers > 1`` runs that
-    many threads on one shared pair of matrices (hogwild, like gensim's workers; not
-    reproducible then). On CPU each thread's torch ops run on one core.
+    the number of centre words per update. ``workers > 1`` runs that many threads on one shared
+    pair of matrices (hogwild, like gensim's workers; not reproducible then). On CPU each
+    thread's torch ops run on one core.
+
+    As in the C tool, skip-gram predicts the centre word from each context word (the pairs are
+    the same as "context from centre"), so all ``2b`` context words of a centre share its
+    output rows: the centre and its ``negative`` noise words, or the centre's Huffman path.
+    One centre's scores are then a (2b, D) x (D, K) product, and a batch is one ``bmm``.
     """
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; choose 'skipgram' or 'cbow'.")
@@ -348,6 +367,8 @@ def train(
     W_out = torch.zeros(n_out, D, device=device)
     if objective == "negative":
         table = torch.as_tensor(noise_table(vocab.counts), device=device)
+        labels = torch.zeros(1, 1 + negative, device=device)
+        labels[0, 0] = 1  # the centre is the true word, then the noise words
     if objective == "hierarchical":
         tree = huffman_tree(vocab.counts)
         codes = torch.as_tensor(tree.code_array, device=device, dtype=torch.float32)
@@ -355,45 +376,51 @@ def train(
         hs_mask = (torch.arange(codes.shape[1]) < torch.as_tensor(tree.lengths)[:, None]).float()
         hs_mask = hs_mask.to(device)
 
-    def step(inputs, targets, in_mask, start, end, alpha, g) -> float:
-        """One SGD update on the pairs start:end; returns the mean loss per output term."""
-        tgt = targets[start:end]  # (B,)
-        if model == "skipgram":
-            centre = inputs[start:end]
-            h = W[centre]  # (B, D): W[one-hot] is a row lookup
-        else:
-            cw, cm = inputs[start:end], in_mask[start:end]  # (B, 2W)
-            cnt = cm.sum(1, keepdim=True)
-            h = (W[cw] * cm.unsqueeze(2)).sum(1) / cnt  # (B, D) mean of the context
+    def step(centre, ctx, cmask, alpha, g, with_loss) -> tuple[float, float]:
+        """One SGD update for ``n`` centres: ``centre`` (n,), ``ctx`` (n, 2b) context ids,
+        ``cmask`` (n, 2b) 1 where a context word exists. Returns (summed loss, its term count);
+        the logistic objectives compute the loss only ``with_loss``."""
+        n, C = ctx.shape
+        rows = ctx.reshape(-1)  # (n*2b,) the W rows this batch reads and updates
+        H = W.index_select(0, rows).view(n, C, D)  # W[one-hot] is a row lookup
+        # each update's scale: -lr, damped for frequent rows, 0 on padding. Scaling the small
+        # score gradient is cheaper than scaling the (rows, D) updates (or index_add_'s alpha)
+        f_in = damp_factor(rows, V).view(n, C) * cmask * -alpha  # (n, 2b)
+        h = H if model == "skipgram" else (H * cmask.unsqueeze(2)).sum(1) / cmask.sum(1, True)
         if objective == "softmax":
+            if model == "skipgram":  # one prediction of the centre per context word
+                sel = cmask.reshape(-1).bool()
+                h, tgt = h.reshape(-1, D)[sel], centre.repeat_interleave(C)[sel]
+            else:
+                tgt = centre
             loss, dh, dW_out = softmax_grads(h, W_out, tgt)
             W_out.add_(dW_out, alpha=-alpha)
-            k = 1
+            if model == "skipgram":
+                dh = torch.zeros(n * C, D, device=device).index_copy_(0, sel.nonzero()[:, 0], dh)
+                dh = dh.view(n, C, D) * f_in.unsqueeze(2)
+            terms = len(tgt)
         else:
             if objective == "negative":
-                draw = torch.randint(
-                    0, len(table), (len(tgt), negative), generator=g, device=device
-                )
-                out_ids = torch.cat([tgt.unsqueeze(1), table[draw]], 1)  # (B, 1 + neg)
-                labels = torch.zeros(out_ids.shape, device=device)
-                labels[:, 0] = 1
-                m = None
-                k = out_ids.shape[1]
+                draw = torch.randint(0, len(table), (n, negative), generator=g, device=device)
+                out_ids = torch.cat([centre.unsqueeze(1), table[draw]], 1)  # (n, 1 + neg)
+                y = labels.expand(n, -1)
+                omask = (out_ids != centre.unsqueeze(1)).float()  # the C tool skips noise == word
+                omask[:, 0] = 1
             else:
-                out_ids, labels, m = points[tgt], 1 - codes[tgt], hs_mask[tgt]  # (B, L)
-                k = float(m.sum()) / len(tgt)
-            flat = out_ids.reshape(-1)
-            scale_out = _damp_factor(flat, n_out).view(out_ids.shape)
-            loss, dh, dU = logistic_grads(h, W_out[out_ids], labels, m, scale_out)
-            W_out.index_add_(0, flat, dU.reshape(-1, D), alpha=-alpha)
-        if model == "skipgram":
-            W.index_add_(0, centre, _damp(dh, centre, V), alpha=-alpha)
-        else:  # the C tool adds the whole error to every context word
-            sel = cm.bool()
-            upd = dh.unsqueeze(1).expand(-1, cw.shape[1], -1)[sel]
-            flat = cw[sel]
-            W.index_add_(0, flat, _damp(upd, flat, V), alpha=-alpha)
-        return float(loss) / len(tgt) / k
+                out_ids, y, omask = points[centre], 1 - codes[centre], hs_mask[centre]  # (n, L)
+            K = out_ids.shape[1]
+            flat_out = out_ids.reshape(-1)
+            U = W_out.index_select(0, flat_out).view(n, K, D)
+            f_out = damp_factor(flat_out, n_out).view(n, K) * -alpha
+            mask = cmask.unsqueeze(2) * omask.unsqueeze(1) if model == "skipgram" else omask
+            in_scale = f_in if model == "skipgram" else None
+            loss, dh, dU = logistic_grads(h, U, y, mask, in_scale, f_out, with_loss)
+            W_out.index_add_(0, flat_out, dU.view(-1, D))
+            terms = float(mask.sum()) if with_loss else 0.0
+        if model == "cbow":  # the C tool adds the whole error to every context word
+            dh = dh.unsqueeze(1) * f_in.unsqueeze(2)  # (n, 2b, D)
+        W.index_add_(0, rows, dh.reshape(-1, D))
+        return float(loss), terms
 
     from tqdm.auto import tqdm
 
@@ -402,49 +429,45 @@ def train(
                desc=f"{model}/{objective}")  # fmt: skip
     losses = []
     gens = [gen] + [torch.Generator(device=device).manual_seed(seed + t) for t in range(1, workers)]
-    threads = torch.get_num_threads()
-    if device.type == "cpu":  # small ops: one thread is faster, and far faster on a busy machine
-        torch.set_num_threads(1)
 
-    def work(my_batches, g, report, data, word_of, done_before, scale):
-        inputs, targets, in_mask = data
-        loss_sum, loss_n = 0.0, 0
-        for i, (start, end) in enumerate(my_batches):
-            words_done = done_before + word_of[end - 1] * scale
+    def work(my_batches, g, report, groups, done_before, scale):
+        """Train on ``my_batches``; the reporting thread samples the loss every 10th batch."""
+        loss_sum, loss_n = 0.0, 0.0
+        for i, (b, start, end, last) in enumerate(my_batches):
+            centre, ctx, cmask = (t[start:end] for t in groups[b])
+            words_done = done_before + last * scale
             alpha = lr * max(1e-4, 1 - words_done / total_words)
-            loss_sum += step(inputs, targets, in_mask, start, end, alpha, g)
-            loss_n += 1
-            if report and (loss_n == 50 or i == len(my_batches) - 1):
-                losses.append((words_done / total_words, loss_sum / loss_n))
-                loss_sum, loss_n = 0.0, 0
+            loss, n = step(centre, ctx, cmask, alpha, g, report and i % 10 == 0)
+            loss_sum, loss_n = loss_sum + loss, loss_n + n
+            if report and loss_n and ((i + 1) % 50 == 0 or i == len(my_batches) - 1):
+                losses.append((words_done / total_words, loss_sum / max(loss_n, 1)))
+                loss_sum, loss_n = 0.0, 0.0
             if report and i % 20 == 0:
                 bar.n = int(words_done)
                 bar.refresh()
 
     t0 = time.perf_counter()
-    try:
+    # small ops: one thread each is faster, and far faster on a busy machine
+    with torch_threads(1 if device.type == "cpu" else None):
         for epoch in range(epochs):
             keep = rng.random(len(ids)) < keep_p[ids]  # subsampling, fresh each epoch
             e_ids, e_sent = ids[keep], sent[keep]
-            ctx, mask = context_windows(e_ids, e_sent, window, rng)  # (M, 2W)
-            if model == "skipgram":  # one (centre, context) pair per valid cell, in text order
-                rows, cols = np.nonzero(mask)
-                inputs = torch.as_tensor(e_ids[rows], device=device)  # (P,)
-                targets = torch.as_tensor(ctx[rows, cols], device=device)  # (P,)
-                word_of = rows  # the corpus position each pair belongs to
-                in_mask = None
-            else:  # one (window, centre) example per position with some context
-                has = mask.any(1)
-                inputs = torch.as_tensor(ctx[has], device=device)  # (P, 2W)
-                in_mask = torch.as_tensor(mask[has], device=device, dtype=torch.float32)
-                targets = torch.as_tensor(e_ids[has], device=device)  # (P,)
-                word_of = np.nonzero(has)[0]
-            P, M = len(targets), len(e_ids)
+            M = len(e_ids)
+            groups, batches = {}, []
+            chunk = batch_size * window  # ~batch_size centres of each window size per chunk
+            bounds = np.arange(0, M + chunk, chunk)
+            for b, (pos, ctx, mask) in window_groups(e_ids, e_sent, window, rng).items():
+                groups[b] = tuple(
+                    torch.as_tensor(a, device=device)
+                    for a in (e_ids[pos], ctx, mask.astype(np.float32))
+                )
+                cut = np.searchsorted(pos, bounds)
+                batches += [(k, b, s, e, pos[e - 1]) for k, (s, e) in
+                            enumerate(zip(cut[:-1], cut[1:])) if e > s]  # fmt: skip
+            batches = [x[1:] for x in sorted(batches)]  # chunk by chunk, through the text
             done_before = epoch * len(ids)
             scale = len(ids) / max(M, 1)  # count progress in corpus words, subsampled ones included
-            batches = [(st, min(st + batch_size, P)) for st in range(0, P, batch_size)]
-            args = ((inputs, targets, in_mask), word_of, done_before, scale)
-
+            args = (groups, done_before, scale)
             if workers == 1:
                 work(batches, gens[0], True, *args)
             else:  # hogwild: each thread takes every workers-th batch, all update W, W' at once
@@ -461,7 +484,5 @@ def train(
             bar.n = (epoch + 1) * len(ids)
             bar.refresh()
         bar.close()
-    finally:
-        torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
     return Word2Vec(W.cpu().numpy(), W_out.cpu().numpy(), vocab, config, seconds, losses)

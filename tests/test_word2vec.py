@@ -153,7 +153,7 @@ def test_training_recovers_planted_neighbours(model, objective):
     sentences, topics = planted_corpus()
     emb = train(
         sentences, model=model, objective=objective, dim=16, window=3, min_count=1, sample=0,
-        epochs=5, batch_size=256, lr=0.1 if model == "cbow" else 0.05, progress=False, device="cpu",
+        epochs=5, batch_size=64, lr=0.1 if model == "cbow" else 0.05, progress=False, device="cpu",
     )  # fmt: skip
     assert isinstance(emb, Word2Vec) and len(emb) == 20
     hits = 0
