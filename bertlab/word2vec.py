@@ -21,14 +21,20 @@ The output layer ("objective") is where the cost is:
 
 Training follows the C tool: frequent-word subsampling, a dynamic window (each centre uses a
 window drawn uniformly from 1..``window``), plain SGD whose learning rate falls linearly from
-``lr`` to ~0. For speed the training pairs of an epoch are built at once with NumPy, and updates
-are applied in batches of thousands of pairs with hand-written gradients and ``index_add_``
-(hogwild-style: pairs in one batch do not see each other's updates).
+``lr`` to ~0.
+
+For speed, every window of an epoch is built at once with NumPy (grouped by window size, so a
+batch is a dense block), skip-gram is arranged as in the C tool (each context word predicts the
+centre, so a centre's 2b context words share its output rows and a batch is one ``bmm``), and
+updates for ~1,000 centres at a time are applied with hand-written gradients and ``index_add_``
+(hogwild-style: the pairs of a batch do not see each other's updates; :func:`damp_factor` keeps
+the most frequent rows from overshooting). ``benchmarks/word2vec.py`` compares with gensim.
 """
 
 from __future__ import annotations
 
 import heapq
+import math
 import threading
 import time
 from collections.abc import Sequence
@@ -430,14 +436,29 @@ def train(
     losses = []
     gens = [gen] + [torch.Generator(device=device).manual_seed(seed + t) for t in range(1, workers)]
 
+    failed: list[BaseException] = []  # the first error of any thread; the others then stop
+
     def work(my_batches, g, report, groups, done_before, scale):
         """Train on ``my_batches``; the reporting thread samples the loss every 10th batch."""
+        try:
+            run_batches(my_batches, g, report, groups, done_before, scale)
+        except BaseException as err:  # re-raised in the main thread
+            failed.append(err)
+
+    def run_batches(my_batches, g, report, groups, done_before, scale):
         loss_sum, loss_n = 0.0, 0.0
         for i, (b, start, end, last) in enumerate(my_batches):
+            if failed:
+                return
             centre, ctx, cmask = (t[start:end] for t in groups[b])
             words_done = done_before + last * scale
             alpha = lr * max(1e-4, 1 - words_done / total_words)
             loss, n = step(centre, ctx, cmask, alpha, g, report and i % 10 == 0)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"word2vec diverged (loss {loss}) at {words_done / total_words:.0%} of "
+                    f"training: lower lr (now {lr}) or batch_size (now {batch_size})."
+                )
             loss_sum, loss_n = loss_sum + loss, loss_n + n
             if report and loss_n and ((i + 1) % 50 == 0 or i == len(my_batches) - 1):
                 losses.append((words_done / total_words, loss_sum / max(loss_n, 1)))
@@ -481,6 +502,9 @@ def train(
                     th.start()
                 for th in pool:
                     th.join()
+            if failed:
+                bar.close()
+                raise failed[0]
             bar.n = (epoch + 1) * len(ids)
             bar.refresh()
         bar.close()

@@ -212,3 +212,11 @@ def test_bad_input_gives_clear_errors():
         train(sentences, workers=0, min_count=1, progress=False)
     with pytest.raises(ValueError, match="min_count must be at least 1"):
         train(sentences, min_count=0, progress=False)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_divergence_stops_with_a_clear_error(workers):
+    sentences, _ = planted_corpus(300)
+    with pytest.raises(FloatingPointError, match="diverged.*lower lr"):
+        train(sentences, dim=8, min_count=1, epochs=3, lr=1e6, progress=False, device="cpu",
+              workers=workers)  # fmt: skip
