@@ -200,7 +200,22 @@ class _Level:
     types: np.ndarray  # (G_ctx,) number of m-grams with c > 0 in each context
 
 
-class NGramLM:
+class _LogProb:
+    """``logprob`` for any model with ``prob(word, context)``: one definition for both models."""
+
+    def logprob(self, word: str, context: Sequence[str] | None = None) -> float:
+        """Natural log of ``prob`` (``-inf`` for probability 0)."""
+        p = self.prob(word, context)
+        return math.log(p) if p > 0 else -math.inf
+
+
+def token_ids(index: dict[str, int], tokens: Sequence[str]) -> list[int]:
+    """The id of each token in ``index``, unknown words as ``<unk>``."""
+    unk = index[UNK]
+    return [index.get(t, unk) for t in tokens]
+
+
+class NGramLM(_LogProb):
     """An order-``n`` word language model with MLE, add-k or interpolated Kneser-Ney estimates.
 
     Args:
@@ -337,8 +352,7 @@ class NGramLM:
 
     def _ids(self, tokens: Sequence[str]) -> list[int]:
         """Token ids (``<s>`` included), unknown words as ``<unk>``."""
-        unk = self.index[UNK]
-        return [self.index.get(t, unk) for t in tokens]
+        return token_ids(self.index, tokens)
 
     def _mgram_ids(self, ids: np.ndarray) -> list[np.ndarray]:
         """For an id array, the id (in the training tables) of the m-gram ending at each position,
@@ -452,11 +466,6 @@ class NGramLM:
         if math.isnan(p):
             self._probs_ids(ctx)  # raises the explanatory error
         return p
-
-    def logprob(self, word: str, context: Sequence[str] | None = None) -> float:
-        """Natural log of :meth:`prob` (``-inf`` for probability 0)."""
-        p = self.prob(word, context)
-        return math.log(p) if p > 0 else -math.inf
 
     # ---- evaluation ------------------------------------------------------------------------------
 
@@ -811,7 +820,7 @@ def _merge_duplicates(w: np.ndarray, c: np.ndarray, v: np.ndarray, C: int) -> tu
 # --------------------------------------------------------------------------------------------------
 
 
-class ClassNGramLM:
+class ClassNGramLM(_LogProb):
     """A class n-gram model: ``P(w | history) = P(w | c(w)) * P(c(w) | c(w_-n+1) ... c(w_-1))``.
 
     Each word belongs to one class (Brown clusters by default). The class sequence is modelled by an
@@ -898,8 +907,8 @@ class ClassNGramLM:
             raise RuntimeError("this model is not fitted yet: call .fit(sentences) first.")
 
     def _class_tokens(self, tokens: Sequence[str]) -> list[str]:
-        unk = self.index[UNK]
-        return [BOS if t == BOS else self.word_class[self.index.get(t, unk)] for t in tokens]
+        ids = token_ids(self.index, tokens)
+        return [BOS if t == BOS else self.word_class[i] for t, i in zip(tokens, ids)]
 
     def probs(self, context: Sequence[str] | None = None) -> np.ndarray:
         """P(w | context) for every w in ``vocab`` (sums to 1)."""
@@ -917,11 +926,6 @@ class ClassNGramLM:
         w = self.index.get(word, self.index[UNK])
         ctx = self._class_tokens(_check_context(context))
         return self.class_model.prob(self.word_class[w], ctx) * float(self.emission[w])
-
-    def logprob(self, word: str, context: Sequence[str] | None = None) -> float:
-        """Natural log of :meth:`prob`."""
-        p = self.prob(word, context)
-        return math.log(p) if p > 0 else -math.inf
 
     def token_logprobs(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:
         """ln P of every predicted token (words, then ``</s>``), in order."""
