@@ -57,6 +57,28 @@ def test_hierarchical_gradients_match_autograd_with_padding():
     torch.testing.assert_close(dU, U.grad)
 
 
+def test_window_gradients_match_autograd_with_scales():
+    """Skip-gram's batched form: C context words per centre share the centre's K output rows."""
+    g = torch.Generator().manual_seed(3)
+    H = torch.randn(4, 3, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    U = torch.randn(4, 6, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    labels = torch.zeros(4, 6, dtype=torch.float64)
+    labels[:, 0] = 1
+    mask = torch.randint(0, 2, (4, 3, 6), generator=g).double()  # padding and skipped noise
+    in_scale = torch.rand(4, 3, generator=g, dtype=torch.float64)
+    out_scale = torch.rand(4, 6, generator=g, dtype=torch.float64)
+    loss, dH, dU = logistic_grads(H, U, labels, mask, in_scale, out_scale)
+    s = H @ U.transpose(1, 2)  # (4, 3, 6)
+    reference = -(torch.nn.functional.logsigmoid(s * (2 * labels[:, None] - 1)) * mask).sum()
+    torch.testing.assert_close(loss, reference)
+    gH, gU = torch.autograd.grad(reference, [H, U])
+    # each input's update is scaled by its in_scale, each output's by its out_scale
+    torch.testing.assert_close(dH, gH * in_scale.unsqueeze(2))
+    torch.testing.assert_close(dU, gU * out_scale.unsqueeze(2))
+    _, _, dU_plain = logistic_grads(H, U, labels, mask, with_loss=False)
+    torch.testing.assert_close(dU_plain, gU)
+
+
 def test_softmax_gradients_match_autograd():
     g = torch.Generator().manual_seed(2)
     h = torch.randn(6, 4, generator=g, dtype=torch.float64, requires_grad=True)
