@@ -267,7 +267,8 @@ def fit(
     model = GloVe(X.shape[0], c.dim, seed=c.seed, device=dev)
     shuffle = torch.Generator().manual_seed(c.seed)
     history, nnz, step = History(), len(x_all), 0
-    bar = tqdm(total=c.epochs * -(-nnz // c.batch_size), disable=not progress, desc="glove")
+    bar = tqdm(total=c.epochs * -(-nnz // c.batch_size), disable=not progress, desc="glove",
+               mininterval=1.0)  # fmt: skip
     start = time.perf_counter()
     window_loss, window_n = 0.0, 0
     with torch_threads(cpu_threads if dev.type == "cpu" else None):
@@ -282,7 +283,7 @@ def fit(
                     history.steps.append(step)
                     history.loss.append(window_loss / window_n)  # mean loss per entry
                     history.lr.append(c.lr)
-                    bar.set_postfix(loss=f"{history.loss[-1]:.4f}")
+                    bar.set_postfix(loss=f"{history.loss[-1]:.4f}", refresh=False)
                     window_loss, window_n = 0.0, 0
                 bar.update(1)
             if eval_fn is not None:

@@ -549,8 +549,15 @@ class Trainer:
         start_time = time.perf_counter()
         self.model.train()
         window: list[float] = []
+        # at most one redraw a second: in a notebook every redraw is a widget message, and
+        # thousands of them overflow the kernel's output queue (nbval then loses the cell's end)
         bar = tqdm(
-            total=c.steps, initial=self.step, disable=not c.progress, desc="train", leave=True
+            total=c.steps,
+            initial=self.step,
+            disable=not c.progress,
+            desc="train",
+            leave=True,
+            mininterval=1.0,
         )
         try:
             while self.step < end:
@@ -581,7 +588,7 @@ class Trainer:
                     self.history.steps.append(self.step)
                     self.history.loss.append(sum(window) / len(window))
                     self.history.lr.append(self.scheduler.get_last_lr()[0])
-                    bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}")
+                    bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", refresh=False)
                     window = []
                 bar.update(1)
                 if c.eval_every and self.step % c.eval_every == 0 and self.step < c.steps:

@@ -432,7 +432,7 @@ def train(
 
     total_words = epochs * len(ids)
     bar = tqdm(total=total_words, unit="word", unit_scale=True, disable=not progress,
-               desc=f"{model}/{objective}")  # fmt: skip
+               desc=f"{model}/{objective}", mininterval=1.0)  # fmt: skip
     losses = []
     gens = [gen] + [torch.Generator(device=device).manual_seed(seed + t) for t in range(1, workers)]
 
@@ -464,8 +464,7 @@ def train(
                 losses.append((words_done / total_words, loss_sum / max(loss_n, 1)))
                 loss_sum, loss_n = 0.0, 0.0
             if report and i % 20 == 0:
-                bar.n = int(words_done)
-                bar.refresh()
+                bar.update(int(words_done) - bar.n)  # redraws at most once a second
 
     t0 = time.perf_counter()
     # small ops: one thread each is faster, and far faster on a busy machine
@@ -505,8 +504,7 @@ def train(
             if failed:
                 bar.close()
                 raise failed[0]
-            bar.n = (epoch + 1) * len(ids)
-            bar.refresh()
+            bar.update((epoch + 1) * len(ids) - bar.n)
         bar.close()
     seconds = time.perf_counter() - t0
     return Word2Vec(W.cpu().numpy(), W_out.cpu().numpy(), vocab, config, seconds, losses)
