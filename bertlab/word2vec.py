@@ -402,8 +402,9 @@ def train(
             loss, dh, dW_out = softmax_grads(h, W_out, tgt)
             W_out.add_(dW_out, alpha=-alpha)
             if model == "skipgram":
-                dh = torch.zeros(n * C, D, device=device).index_copy_(0, sel.nonzero()[:, 0], dh)
-                dh = dh.view(n, C, D) * f_in.unsqueeze(2)
+                full = torch.zeros(n * C, D, device=device)  # back to one row per slot
+                full[sel] = dh
+                dh = full.view(n, C, D) * f_in.unsqueeze(2)
             terms = len(tgt)
         else:
             if objective == "negative":
