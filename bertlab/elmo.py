@@ -92,7 +92,7 @@ class BiLMConfig:
 
 
 PRESETS = {
-    # fits the chapter's budget: about three minutes of training on two idle CPU cores (2,200
+    # fits the chapter's budget: about 3.5 minutes of training on two idle CPU cores (2,200
     # steps of 64 pieces, about 1.5 passes over WikiText-2). Sized by measurement: at this budget
     # 128 units trained for more steps beat 256 units trained for fewer; lr 0.015 beat 0.003,
     # 0.008 and 0.025; and three tail clusters (1,000 / 6,000 / 15,000) are 20% faster than
@@ -361,7 +361,8 @@ def make_get_batch(model: BiLM, sentences: Sequence[Sequence[str]], config: BiLM
     The chunks are sorted by length once (ties in a seeded random order); each step picks a random
     run of ``batch_size`` neighbours in that order. Random chunks of 1 to 35 words padded to the
     longest would spend about 40% of the LSTM's work on padding; a run of similar lengths almost
-    none, and every chunk is still equally likely to be picked."""
+    none, and every chunk (but the ``batch_size - 1`` at each end of the order) is still equally
+    likely to be picked."""
     chunks = training_chunks(sentences, config.train_len)
     B = min(config.batch_size, len(chunks))
     tie = np.random.default_rng(config.seed).random(len(chunks))
