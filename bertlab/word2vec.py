@@ -71,6 +71,11 @@ class HuffmanTree:
     point_array: np.ndarray = field(repr=False)
     lengths: np.ndarray = field(repr=False)
 
+    @property
+    def mask(self) -> np.ndarray:
+        """(V, L) bool: True on the real part of each padded path, False on the padding."""
+        return np.arange(self.code_array.shape[1]) < self.lengths[:, None]
+
     def expected_length(self, counts) -> float:
         """Average code length, weighted by ``counts``."""
         counts = np.asarray(counts, dtype=np.float64)
@@ -193,9 +198,7 @@ def hs_log_probs(h, W_out, tree: HuffmanTree):
     s = W_out @ h  # (V-1,) a score per inner node
     code = torch.as_tensor(tree.code_array, device=s.device)
     point = torch.as_tensor(tree.point_array, device=s.device)
-    mask = torch.arange(code.shape[1], device=s.device) < torch.as_tensor(
-        tree.lengths, device=s.device
-    ).unsqueeze(1)
+    mask = torch.as_tensor(tree.mask, device=s.device)
     terms = torch.nn.functional.logsigmoid((1 - 2 * code) * s[point])  # (V, L)
     return (terms * mask).sum(1)
 
@@ -248,7 +251,7 @@ class Word2Vec(Embeddings):
     C tool and gensim save); ``W_out`` is ``W'`` ((V, D), or (V - 1, D) inner-node vectors for
     hierarchical softmax). :meth:`embeddings` gives ``"in"``, ``"out"`` or ``"avg"``."""
 
-    def __init__(self, W_in, W_out, vocab: Vocab, config: dict, seconds: float, losses):
+    def __init__(self, W_in, W_out, vocab: Vocab, config: dict, seconds: float, losses, tree=None):
         super().__init__(W_in, vocab.itos)
         self.W_in = self.vectors  # (V, D)
         self.W_out = np.asarray(W_out, dtype=np.float32)
@@ -256,7 +259,9 @@ class Word2Vec(Embeddings):
         self.config = config
         self.seconds = seconds  # wall-clock training time
         self.losses = losses  # [(fraction of training done, mean loss per target)]
-        self.tree = huffman_tree(vocab.counts) if config["objective"] == "hierarchical" else None
+        if tree is None and config["objective"] == "hierarchical":
+            tree = huffman_tree(vocab.counts)
+        self.tree = tree  # the Huffman tree of hierarchical softmax, else None
 
     def __repr__(self) -> str:
         c = self.config
@@ -379,8 +384,7 @@ def train(
         tree = huffman_tree(vocab.counts)
         codes = torch.as_tensor(tree.code_array, device=device, dtype=torch.float32)
         points = torch.as_tensor(tree.point_array, device=device)
-        hs_mask = (torch.arange(codes.shape[1]) < torch.as_tensor(tree.lengths)[:, None]).float()
-        hs_mask = hs_mask.to(device)
+        hs_mask = torch.as_tensor(tree.mask, device=device, dtype=torch.float32)
 
     def step(centre, ctx, cmask, alpha, g, with_loss) -> tuple[float, float]:
         """One SGD update for ``n`` centres: ``centre`` (n,), ``ctx`` (n, 2b) context ids,
@@ -508,4 +512,5 @@ def train(
             bar.update((epoch + 1) * len(ids) - bar.n)
         bar.close()
     seconds = time.perf_counter() - t0
-    return Word2Vec(W.cpu().numpy(), W_out.cpu().numpy(), vocab, config, seconds, losses)
+    return Word2Vec(W.cpu().numpy(), W_out.cpu().numpy(), vocab, config, seconds, losses,
+                    tree if objective == "hierarchical" else None)  # fmt: skip
