@@ -40,11 +40,11 @@ def main() -> None:
     sentences = wikitext2_sentences("train")
     preset = "cpu" if args.device == "cpu" else "gpu"
     overrides = {} if args.epochs is None else {"epochs": args.epochs}
-    config = glove.config_for(preset, **overrides)
+    config = glove.GloVeConfig.preset(preset, **overrides)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
     start = time.perf_counter()
-    run = glove.train(sentences, config, device=args.device, progress=False)
+    run = glove.train_glove(sentences, config, device=args.device, progress=False)
     t_glove = time.perf_counter() - start
     n_tokens = sum(map(len, sentences))
     print(

@@ -14,7 +14,7 @@ import time
 
 from bertlab import data
 from bertlab.embeddings import Embeddings, evaluate_analogy, evaluate_similarity
-from bertlab.word2vec import train
+from bertlab.word2vec import train_word2vec
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
     gensim_emb = Embeddings.from_gensim(g.wv)
 
     def run(epochs, workers):
-        return train(sentences, model="skipgram", objective="negative", dim=100,
+        return train_word2vec(sentences, model="skipgram", objective="negative", dim=100,
                      epochs=epochs, progress=False, workers=workers, **hp)  # fmt: skip
 
     ours = run(args.epochs, args.workers)

@@ -4,8 +4,8 @@ One module per model family (see DESIGN.md): ``data`` (datasets, verified), ``tr
 training loop), and the models the chapters build. The helpers most chapters need are exported here.
 """
 
-from bertlab.show import glue, show_source
+from bertlab.show import quote, show_source
 from bertlab.train import pick_device, seed_everything
 
 __version__ = "0.1.0"
-__all__ = ["glue", "pick_device", "seed_everything", "show_source", "__version__"]
+__all__ = ["quote", "pick_device", "seed_everything", "show_source", "__version__"]

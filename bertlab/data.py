@@ -30,7 +30,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -39,6 +38,8 @@ from pathlib import Path
 
 from filelock import FileLock
 from tqdm.auto import tqdm
+
+from bertlab.checkpoint import atomic_path, cache_dir
 
 MANIFEST_PATH = Path(__file__).with_name("MANIFEST.tsv")
 
@@ -85,11 +86,6 @@ def names() -> list[str]:
     return sorted(manifest())
 
 
-def cache_dir() -> Path:
-    """Where downloaded files and the verification record live (``$BERTLAB_CACHE``)."""
-    return Path(os.environ.get("BERTLAB_CACHE") or Path.home() / ".cache" / "bertlab")
-
-
 def mirror_dir() -> Path | None:
     """The local mirror named by ``$BERTLAB_DATA``, or None when it is not set."""
     value = os.environ.get("BERTLAB_DATA")
@@ -134,26 +130,6 @@ class _VerifiedRecord:
                 data = self._load()
                 data[key] = {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha256}
                 _atomic_write_text(self.path, json.dumps(data, indent=0, sort_keys=True))
-
-
-@contextlib.contextmanager
-def atomic_path(dest: Path):
-    """Yield a temporary path beside ``dest``; when the block succeeds, fsync it and rename it to
-    ``dest``. On any error the temporary file is removed and ``dest`` is left as it was, so a
-    crash never leaves a half-written file under the real name. Used for every file bertlab
-    writes that must not be lost: downloads, the verification record, training checkpoints."""
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, dest)
-    finally:
-        with contextlib.suppress(OSError):  # already renamed on success
-            os.unlink(tmp)
 
 
 def _atomic_write_text(path: Path, text: str) -> None:

@@ -44,14 +44,23 @@ import hashlib
 import json
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
 from torch import nn
 
+from bertlab import data
+from bertlab.checkpoint import (
+    CheckpointError,
+    cached,
+    load_model_weights,
+    load_weights,
+    save_weights,
+)
+from bertlab.train import History, Presets, TrainConfig, Trainer, pick_device, seed_everything
 from bertlab.vocab import UNK, Vocab
 
 BOS, EOS, PAD = "<s>", "</s>", "<pad>"
@@ -59,8 +68,8 @@ SPECIALS = (UNK, BOS, EOS, PAD)
 
 
 @dataclass
-class BiLMConfig:
-    """Sizes of the biLM and how it is trained (``PRESETS`` holds the book's two settings)."""
+class BiLMConfig(Presets):
+    """Sizes of the biLM and how it is trained (``BiLMConfig.preset("cpu")`` is the book's)."""
 
     dim: int = 256  # H: embedding size = LSTM hidden size
     layers: int = 2  # L: LSTM layers per direction
@@ -85,30 +94,21 @@ class BiLMConfig:
         if self.max_len < 1:
             raise ValueError(f"max_len must be >= 1, got {self.max_len}.")
 
+    PRESETS: ClassVar[dict[str, dict]] = {
+        # the chapter's budget: about 3.5 minutes of training on two CPU cores (2,200 steps of
+        # 64 pieces, about 1.5 passes over WikiText-2); narrow LSTMs trained longer, and three
+        # tail clusters, because a cluster costs its size times the tokens that land in it
+        "cpu": dict(dim=128, layers=2, dropout=0.0, cutoffs=(1000, 6000, 15000), steps=2200,
+                    batch_size=64, lr=0.015, eval_every=550, eval_sentences=300),
+        # a reader with a GPU: wider LSTMs, all of train, many more steps
+        "gpu": dict(dim=1024, layers=2, dropout=0.3, steps=20000, batch_size=128, lr=2e-3,
+                    eval_every=1000, eval_sentences=2000),
+    }  # fmt: skip
+
     def key(self) -> str:
         """A short hash of every field: the cache folder changes when the config does."""
         text = json.dumps(asdict(self), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-PRESETS = {
-    # fits the chapter's budget: about 3.5 minutes of training on two idle CPU cores (2,200
-    # steps of 64 pieces, about 1.5 passes over WikiText-2). Sized by measurement: at this budget
-    # 128 units trained for more steps beat 256 units trained for fewer; lr 0.015 beat 0.003,
-    # 0.008 and 0.025; and three tail clusters (1,000 / 6,000 / 15,000) are 20% faster than
-    # (2,000 / 10,000), because a tail's cost is its size times the tokens that land in it.
-    "cpu": BiLMConfig(dim=128, layers=2, dropout=0.0, cutoffs=(1000, 6000, 15000), steps=2200,
-                      batch_size=64, lr=0.015, eval_every=550, eval_sentences=300),
-    # a reader with a GPU: wider LSTMs, all of train, many more steps
-    "gpu": BiLMConfig(dim=1024, layers=2, dropout=0.3, steps=20000, batch_size=128, lr=2e-3,
-                      eval_every=1000, eval_sentences=2000),
-}  # fmt: skip
-
-
-def preset_config(preset: str) -> BiLMConfig:
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    return replace(PRESETS[preset])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -390,8 +390,6 @@ def train_bilm(
     progress: bool = True,
 ):
     """Train a :class:`BiLM` with :class:`bertlab.train.Trainer`; returns ``(model, history)``."""
-    from bertlab.train import TrainConfig, Trainer, seed_everything
-
     seed_everything(config.seed)
     vocab = vocab or build_vocab(train)
     model = BiLM(config, vocab)
@@ -422,8 +420,7 @@ def save_bilm(model: BiLM, folder: str | Path, history=None) -> Path:
     """Write ``model.safetensors``, ``config.json``, ``vocab.txt`` (+ ``history.json``)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().cpu().contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(state, folder / "model.safetensors")
+    save_weights(model.state_dict(), folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps(asdict(model.config), indent=1))
     model.vocab.save(folder / "vocab.txt")
     if history is not None:
@@ -433,48 +430,27 @@ def save_bilm(model: BiLM, folder: str | Path, history=None) -> Path:
 
 def load_bilm(folder: str | Path, device=None) -> BiLM:
     """Read a biLM written by :func:`save_bilm` (with its history as ``model.history``, if any)."""
-    from bertlab.train import CheckpointError, History, load_model_weights
-
     folder = Path(folder)
     if not (folder / "model.safetensors").is_file():
         raise CheckpointError(f"no biLM in {folder} (model.safetensors is missing).")
     config = BiLMConfig(**json.loads((folder / "config.json").read_text()))
     model = BiLM(config, Vocab.load(folder / "vocab.txt"))
-    load_model_weights(model, load_file(folder / "model.safetensors"), f"the biLM in {folder}")
+    tensors = load_weights(folder / "model.safetensors")
+    load_model_weights(model, tensors, f"the biLM in {folder}")
     hist = folder / "history.json"
     model.history = History.from_json(hist.read_text()) if hist.is_file() else None
     return model.to(device or "cpu").eval()
 
 
-def _wikitext2_sentences(split: str) -> list[list[str]]:
-    from bertlab import data
-
-    return data.wikitext2_sentences(split)
-
-
 def load_or_train(preset: str | BiLMConfig = "cpu", device=None, progress: bool = True) -> BiLM:
-    """The trained biLM of ``preset`` from the cache, training (and caching) it the first time.
+    """The trained biLM of ``preset`` (or of a ``BiLMConfig``), trained on WikiText-2 the first
+    time and then loaded from the cache (:func:`bertlab.checkpoint.cached`, kind ``"elmo"``).
+    ``model.history`` holds the training curve."""
+    config = BiLMConfig.preset(preset) if isinstance(preset, str) else preset
 
-    The cache folder is ``$BERTLAB_CACHE/elmo/<preset>-<hash of the config>``; a changed config
-    trains a new model. A file lock makes a second process wait for the first one's training
-    instead of training again. The model is always returned as loaded from the cache, so a fresh
-    and a cached run give the same weights bit for bit. ``model.history`` holds the training curve.
-    """
-    from filelock import FileLock
+    def build(folder: Path) -> None:
+        train, valid = data.wikitext2_sentences("train"), data.wikitext2_sentences("valid")
+        model, history = train_bilm(config, train, valid, build_vocab(train), device, progress)
+        save_bilm(model, folder, history)
 
-    from bertlab import data
-    from bertlab.train import pick_device
-
-    config = preset_config(preset) if isinstance(preset, str) else preset
-    name = preset if isinstance(preset, str) else "custom"
-    root = data.cache_dir() / "elmo"
-    root.mkdir(parents=True, exist_ok=True)
-    folder = root / f"{name}-{config.key()}"
-    with FileLock(str(folder) + ".lock"):
-        if not (folder / "model.safetensors").is_file():
-            train, valid = _wikitext2_sentences("train"), _wikitext2_sentences("valid")
-            model, history = train_bilm(config, train, valid, build_vocab(train), device, progress)
-            tmp = root / f".{folder.name}.part"
-            save_bilm(model, tmp, history)
-            tmp.replace(folder)  # atomic: a half-written model is never seen as the cache
-    return load_bilm(folder, pick_device(device))
+    return cached("elmo", config, build, lambda folder: load_bilm(folder, pick_device(device)))

@@ -20,7 +20,7 @@ Two steps, each a function here:
    torch operations, no per-entry Python. ``X`` is symmetric, so ``W`` and ``W~`` learn the same
    thing from different random starts; the paper's final vectors are their sum ``W + W~``.
 
-:func:`train` runs both on tokenized sentences and returns the vectors as ``Embeddings``.
+:func:`train_glove` runs both on tokenized sentences and returns the vectors as ``Embeddings``.
 """
 
 from __future__ import annotations
@@ -28,14 +28,15 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from bertlab.embeddings import Embeddings
-from bertlab.train import History, pick_device, torch_threads
+from bertlab.train import History, Presets, pick_device, torch_threads
 from bertlab.vocab import Vocab
 
 # --------------------------------------------------------------------------------------------------
@@ -44,7 +45,7 @@ from bertlab.vocab import Vocab
 
 
 @dataclass
-class GloVeConfig:
+class GloVeConfig(Presets):
     """GloVe's hyperparameters. The defaults are the paper's (window 10 with 1/d weighting,
     x_max 100, alpha 3/4, AdaGrad at 0.05); the number of epochs and the mini-batch size are
     ours, chosen for WikiText-2 on two CPU cores."""
@@ -67,18 +68,10 @@ class GloVeConfig:
         if self.x_max <= 0 or self.lr <= 0:
             raise ValueError(f"x_max and lr must be positive, got {self.x_max} and {self.lr}.")
 
-
-PRESETS: dict[str, dict] = {
-    "cpu": {},  # WikiText-2 in about a minute on two CPU cores
-    "gpu": {"epochs": 50},  # the paper's number of passes for vectors under 300 dimensions
-}
-
-
-def config_for(preset: str = "cpu", **overrides) -> GloVeConfig:
-    """The :class:`GloVeConfig` of a preset (``"cpu"`` or ``"gpu"``), with fields overridden."""
-    if preset not in PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}.")
-    return replace(GloVeConfig(**PRESETS[preset]), **overrides)
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "cpu": {},  # WikiText-2 in about a minute on two CPU cores
+        "gpu": {"epochs": 50},  # the paper's number of passes for vectors under 300 dimensions
+    }
 
 
 # --------------------------------------------------------------------------------------------------
@@ -248,7 +241,7 @@ def fit(
     :class:`bertlab.train.History`: the mean loss per nonzero entry every ``log_every`` steps,
     and, after each epoch, ``eval_fn(model)`` when given (``history.evals``).
 
-    ``config`` defaults to the ``preset``'s (:data:`PRESETS`); ``device`` to the best there is
+    ``config`` defaults to ``GloVeConfig.preset(preset)``; ``device`` to the best there is
     (Apple's MPS has no sparse matrix products, so there it falls back to the CPU).
     ``cpu_threads``: torch threads while training on the CPU (None: leave torch's setting). One
     by default: the sparse products are small and memory-bound, so a second thread gains little,
@@ -256,7 +249,7 @@ def fit(
     """
     from tqdm.auto import tqdm
 
-    c = config if config is not None else config_for(preset)
+    c = config if config is not None else GloVeConfig.preset(preset)
     dev = pick_device(device)
     if dev.type == "mps":
         dev = torch.device("cpu")
@@ -301,7 +294,8 @@ def fit(
 
 @dataclass
 class GloVeRun:
-    """What :func:`train` produces: the vocabulary, ``X``, the model, its history, the vectors."""
+    """What :func:`train_glove` produces: the vocabulary, ``X``, the model, its history and
+    the vectors."""
 
     config: GloVeConfig
     vocab: Vocab
@@ -312,7 +306,7 @@ class GloVeRun:
     seconds: dict[str, float] = field(default_factory=dict)  # "cooccurrence", "training"
 
 
-def train(
+def train_glove(
     sentences: Sequence[Sequence[str]],
     config: GloVeConfig | None = None,
     preset: str = "cpu",
@@ -324,7 +318,7 @@ def train(
     more (rarer words are dropped from the text, as the reference code and word2vec do), the
     co-occurrence matrix, and :func:`fit`. The vectors are ``W + W~`` with the vocabulary's words,
     most frequent first."""
-    c = config if config is not None else config_for(preset)
+    c = config if config is not None else GloVeConfig.preset(preset)
     start = time.perf_counter()
     vocab = Vocab.build(sentences, min_count=c.min_count, specials=())
     ids, starts = vocab.encode_corpus(sentences, drop_unknown=True)

@@ -5,7 +5,7 @@
 entry per component, so the book can show where the 110M of BERT-base live. The result equals
 ``sum(p.numel() for p in BertModel(config).parameters())``.
 
-``seed_formula(config)`` is the estimate in the study notes the book follows:
+``notes_estimate(config)`` is the estimate in the study notes the book follows:
 
     V·H + L·(3H² + H² + 2·4H²) = V·H + 12·L·H²
 
@@ -31,7 +31,7 @@ from torch import nn
 
 from bertlab.bert import BertConfig
 
-__all__ = ["count", "count_module", "count_pretraining_heads", "seed_formula", "PRESETS"]
+__all__ = ["count", "count_module", "count_pretraining_heads", "notes_estimate", "PRESETS"]
 
 #: The named sizes of ``BertConfig`` (paper + Turc et al. 2019), smallest first.
 PRESETS = ("tiny", "mini", "small", "medium", "base", "large")
@@ -99,10 +99,10 @@ def count_pretraining_heads(config: BertConfig) -> dict[str, int]:
     return c
 
 
-def seed_formula(config: BertConfig, vocab_size: int | None = None) -> int:
+def notes_estimate(config: BertConfig, vocab_size: int | None = None) -> int:
     """The notes' estimate V·H + L·(3H² + H² + 2·4H²) = V·H + 12·L·H².
 
-    ``vocab_size`` overrides V (the notes use 30,000: ``seed_formula(BertConfig.base(), 30000)``
+    ``vocab_size`` overrides V (the notes use 30,000: ``notes_estimate(BertConfig.base(), 30000)``
     is 107,974,656). It counts only the token embeddings and the weight matrices of attention and
     the feed-forward network (assuming I = 4H); see the module docstring for what it leaves out.
     """
@@ -133,7 +133,9 @@ def _example() -> None:  # pragma: no cover - a quick look from the command line
             from bertlab.bert import BertModel
 
             n = count_module(BertModel(cfg))
-        print(f"{name:>6}: {count(cfg)['total']:>12,}  model {n:>12,}  notes {seed_formula(cfg):,}")
+        print(
+            f"{name:>6}: {count(cfg)['total']:>12,}  model {n:>12,}  notes {notes_estimate(cfg):,}"
+        )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -1,4 +1,5 @@
-"""``show_source(obj)``: print the code of a bertlab function, class or module.
+"""``show_source(obj)`` prints the code of a bertlab function, class or module; ``quote(name,
+value)`` hands a computed number to the prose.
 
 The chapters never copy package code into a cell; they show the real thing with this, so the text
 a reader sees is the code that ran. In a notebook it is syntax-highlighted HTML (Pygments, which
@@ -71,8 +72,8 @@ def show_source(obj) -> Source | None:
     return None
 
 
-def glue(name: str, value, display: bool = False):
-    """Store ``value`` under ``name`` for the book's text: ``{glue:text}`name:.1f```.
+def quote(name: str, value, display: bool = False):
+    """Store ``value`` under ``name`` so the book's text can quote it: ``{glue:text}`name:.1f```.
 
     Wraps myst-nb's ``glue`` so the numbers in the prose come from the code. Where myst-nb is
     not installed (Colab, say) the value is only returned, since no book is being built there.

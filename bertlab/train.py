@@ -1,48 +1,63 @@
 """The one training loop every chapter uses.
 
 ``Trainer(model, loss_fn, data, config).fit()`` trains ``model`` by AdamW on the loss that
-``loss_fn(model, batch)`` returns, and hands back a :class:`History` of losses and evaluation
-metrics for plotting. What it takes care of, so the chapters don't have to:
+``loss_fn(model, batch)`` returns, and hands back a :class:`History` of losses and metrics for
+plotting. What it takes care of, so the chapters don't have to:
 
 - **device**: ``pick_device()`` takes CUDA, then Apple's MPS, then the CPU (or what you ask for);
 - **mixed precision** on CUDA: bf16 autocast where the GPU supports it, otherwise fp16 with a
   gradient scaler; full fp32 on the CPU;
-- **gradient clipping** and a **learning-rate schedule** with linear warmup (then linear or cosine
-  decay, or constant);
-- **progress** with tqdm (a widget in notebooks, a text bar in terminals), **periodic evaluation**;
-- **checkpoints** in safetensors (never pickle) holding the model, the optimizer, the scheduler, the
-  gradient scaler, every random-number generator and the step, written atomically. A run killed at
-  any point and started again with the same arguments resumes from its last checkpoint and ends
-  with *exactly* the parameters of an uninterrupted run (``test_train.py::test_resume_is_exact``).
+- **gradient clipping**, a **learning-rate schedule** (linear warmup, then linear or cosine decay,
+  or constant) and **gradient accumulation** (``accumulate`` micro-batches per step);
+- **progress** with tqdm, **periodic evaluation**, and an ``on_step`` hook;
+- **checkpoints** (``bertlab.checkpoint``): a run killed at any point and started again with the
+  same arguments resumes from its last checkpoint and ends with *exactly* the parameters of an
+  uninterrupted run (``test_train.py::test_resume_is_exact``);
+- **several processes** under ``torchrun``: ``torch.distributed`` DDP (gloo on CPU, nccl on GPU);
+  each rank computes its slice of the global batch, rank 0 logs and writes checkpoints.
 
 Exact resumption needs the data order to be a function of the step, not of hidden iterator state.
 So ``data`` is either a map-style dataset (``len`` and ``[i]``) that the trainer batches itself,
 shuffling each epoch with a generator seeded by ``(seed, epoch)``, or a callable
 ``get_batch(step) -> batch`` for data you generate yourself. Anything random inside ``loss_fn`` or
-``collate`` (dropout, masking) draws from the global generators, which checkpoints save and restore.
+``collate`` (dropout) draws from the global generators, which checkpoints save and restore.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+import torch.distributed as dist
 from torch import nn
 
-from bertlab.data import atomic_path
+from bertlab.checkpoint import CheckpointError, restore_checkpoint, save_checkpoint, to_plain
+
+__all__ = [
+    "CheckpointError",
+    "History",
+    "Presets",
+    "TrainConfig",
+    "Trainer",
+    "autocast_dtype",
+    "lr_lambda",
+    "pick_device",
+    "seed_everything",
+    "torch_threads",
+]
 
 # --------------------------------------------------------------------------------------------------
-# Seeding and devices
+# Seeding, threads, devices
 # --------------------------------------------------------------------------------------------------
 
 
@@ -53,7 +68,7 @@ def seed_everything(seed: int = 0) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-@contextmanager
+@contextlib.contextmanager
 def torch_threads(n: int | None) -> Iterator[None]:
     """Run the body with ``torch.set_num_threads(n)`` and restore the old count after, even on an
     error. ``None`` changes nothing. Training loops of many small ops use 1: thread start-up
@@ -91,17 +106,38 @@ def autocast_dtype(device: torch.device) -> torch.dtype | None:
 
 
 # --------------------------------------------------------------------------------------------------
-# Configuration and history
+# Presets, configuration and history
 # --------------------------------------------------------------------------------------------------
+
+
+class Presets:
+    """Named settings for a config dataclass: ``GloVeConfig.preset("cpu", dim=50)``.
+
+    A subclass lists them in ``PRESETS`` as field overrides; ``"cpu"`` is what the book runs on
+    two cores, ``"gpu"`` the bigger run for a reader with a GPU.
+    """
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def preset(cls, name: str = "cpu", **overrides):
+        """The config of preset ``name``, with ``overrides`` applied on top."""
+        if name not in cls.PRESETS:
+            raise ValueError(
+                f"unknown preset {name!r} for {cls.__name__}; choose one of: "
+                f"{', '.join(map(repr, cls.PRESETS))}."
+            )
+        return replace(cls(**cls.PRESETS[name]), **overrides)
 
 
 @dataclass
 class TrainConfig:
     """Everything about *how* to train; the model, the loss and the data are passed separately.
 
-    ``warmup`` is a number of steps, or a fraction of ``steps`` when below 1.
-    ``ckpt_dir`` set: a checkpoint is written every ``ckpt_every`` steps and at the end, and
-    ``fit()`` resumes from it when it exists (``resume=True``).
+    ``batch_size`` is the global batch: split over ``accumulate`` micro-batches and, under
+    torchrun, over the processes. ``warmup`` is a number of steps, or a fraction of ``steps``
+    when below 1. With ``ckpt_dir`` set, a checkpoint is written every ``ckpt_every`` steps
+    and/or ``ckpt_minutes`` minutes and at the end, and ``fit()`` resumes from it (``resume``).
     """
 
     steps: int = 1000
@@ -113,9 +149,11 @@ class TrainConfig:
     warmup: float = 0.0
     schedule: str = "linear"  # "linear" | "cosine" | "constant" (after warmup)
     grad_clip: float | None = 1.0
+    accumulate: int = 1  # micro-batches per optimizer step
     eval_every: int = 0  # 0: evaluate only at the end (when eval_fn is given)
     log_every: int = 10  # steps between entries in history.loss (the mean over those steps)
     ckpt_every: int = 0  # 0: only at the end (when ckpt_dir is given)
+    ckpt_minutes: float = 0.0  # also write a checkpoint when this much time has passed (0: off)
     ckpt_dir: str | None = None
     resume: bool = True
     device: str | None = None  # None: pick_device()
@@ -129,6 +167,8 @@ class TrainConfig:
             raise ValueError(f"steps must be at least 1, got {self.steps}.")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {self.batch_size}.")
+        if self.accumulate < 1:
+            raise ValueError(f"accumulate must be at least 1, got {self.accumulate}.")
         if self.schedule not in ("linear", "cosine", "constant"):
             raise ValueError(
                 f"unknown schedule {self.schedule!r}; choose 'linear', 'cosine' or 'constant'."
@@ -149,6 +189,7 @@ class History:
     steps: list[int] = field(default_factory=list)  # the step of each loss entry
     loss: list[float] = field(default_factory=list)  # mean training loss over log_every steps
     lr: list[float] = field(default_factory=list)
+    train_metrics: dict[str, list[float]] = field(default_factory=dict)  # loss_fn's extras
     eval_steps: list[int] = field(default_factory=list)
     evals: list[dict[str, float]] = field(default_factory=list)  # eval_fn's result at each
     seconds: float = 0.0  # wall time spent in fit(), summed over resumed runs
@@ -183,169 +224,8 @@ def lr_lambda(config: TrainConfig) -> Callable[[int], float]:
 
 
 # --------------------------------------------------------------------------------------------------
-# Checkpoints: safetensors only
+# Batches: collate, move, slice (for micro-batches and processes)
 # --------------------------------------------------------------------------------------------------
-
-
-class CheckpointError(ValueError):
-    """A checkpoint or weights folder is missing, truncated, corrupt, or of a different model.
-
-    Raised by training checkpoints here and by ``bertlab.hf`` for Hugging Face weight folders;
-    the message always says what is wrong and what to do."""
-
-
-def _rng_state() -> dict[str, torch.Tensor]:
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    tensors = {
-        "rng.torch": torch.get_rng_state(),
-        "rng.numpy.keys": torch.from_numpy(np_state[1].astype(np.int64)),
-        "rng.numpy.meta": torch.tensor([np_state[2], np_state[3]], dtype=torch.int64),
-        "rng.numpy.gauss": torch.tensor([np_state[4]], dtype=torch.float64),
-        "rng.python": torch.tensor(py_state, dtype=torch.int64),
-        "rng.python.gauss": torch.tensor(
-            [math.nan if py_gauss is None else py_gauss], dtype=torch.float64
-        ),
-        "rng.python.version": torch.tensor([py_version], dtype=torch.int64),
-    }
-    if torch.cuda.is_available():
-        for i, state in enumerate(torch.cuda.get_rng_state_all()):
-            tensors[f"rng.cuda.{i}"] = state
-    return tensors
-
-
-def _set_rng_state(t: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(t["rng.torch"])
-    pos, has_gauss = t["rng.numpy.meta"].tolist()
-    np.random.set_state(
-        ("MT19937", t["rng.numpy.keys"].numpy().astype(np.uint32), pos, has_gauss,
-         float(t["rng.numpy.gauss"][0]))
-    )  # fmt: skip
-    gauss = float(t["rng.python.gauss"][0])
-    random.setstate(
-        (
-            int(t["rng.python.version"][0]),
-            tuple(t["rng.python"].tolist()),
-            None if math.isnan(gauss) else gauss,
-        )
-    )
-    if torch.cuda.is_available():
-        states = [t[k] for k in sorted(t) if k.startswith("rng.cuda.")]
-        if len(states) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(states)
-
-
-def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimizer's state_dict into tensors (for safetensors) and JSON-able metadata."""
-    sd = opt.state_dict()
-    tensors, scalars = {}, {}
-    for idx, state in sd["state"].items():
-        for key, value in state.items():
-            if torch.is_tensor(value):
-                tensors[f"optim.{idx}.{key}"] = value.detach().cpu().contiguous()
-            else:
-                scalars[f"{idx}.{key}"] = value
-    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
-
-
-def _optimizer_state(tensors: dict[str, torch.Tensor], meta: dict) -> dict:
-    state: dict[int, dict[str, Any]] = {}
-    for name, value in tensors.items():
-        if name.startswith("optim."):
-            _, idx, key = name.split(".", 2)
-            state.setdefault(int(idx), {})[key] = value
-    for name, value in meta["scalars"].items():
-        idx, key = name.split(".", 1)
-        state.setdefault(int(idx), {})[key] = value
-    return {"state": state, "param_groups": meta["param_groups"]}
-
-
-def save_checkpoint(path: str | Path, trainer: Trainer) -> Path:
-    """Write the trainer's full state to ``path`` (a .safetensors file), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    model_state = {
-        f"model.{k}": v.detach().cpu().contiguous() for k, v in trainer.model.state_dict().items()
-    }
-    tensors = dict(model_state)
-    optim_tensors, optim_meta = _optimizer_tensors(trainer.optimizer)
-    tensors.update(optim_tensors)
-    tensors.update(_rng_state())
-    meta = {
-        "format": "bertlab-checkpoint-1",
-        "step": str(trainer.step),
-        "optimizer": json.dumps(optim_meta),
-        "scheduler": json.dumps(trainer.scheduler.state_dict()),
-        "scaler": json.dumps(trainer.scaler.state_dict() if trainer.scaler else {}),
-        "history": trainer.history.to_json(),
-        "config": json.dumps(asdict(trainer.config)),
-    }
-    with atomic_path(path) as tmp:
-        # Tied weights share storage; safetensors refuses shared tensors, so give each its own copy.
-        save_file({k: v.clone() for k, v in tensors.items()}, str(tmp), metadata=meta)
-    return path
-
-
-def load_checkpoint(path: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a checkpoint's tensors and metadata, with a clear error when it is missing or broken."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(
-            f"no checkpoint at {path}. Check the path, or train from scratch (resume=False)."
-        )
-    try:
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-        tensors = load_file(str(path))
-    except (SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"the checkpoint {path} is truncated or corrupt ({e}). It cannot be resumed: delete "
-            f"it to start the run over, or point ckpt_dir at a good checkpoint."
-        ) from e
-    if meta.get("format") != "bertlab-checkpoint-1":
-        raise CheckpointError(
-            f"{path} is a safetensors file but not a bertlab training checkpoint (no "
-            f"'bertlab-checkpoint-1' format tag). For plain weights use load_model_weights()."
-        )
-    return tensors, meta
-
-
-def load_model_weights(model: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Load ``tensors`` (names as in ``model.state_dict()``) after checking names and shapes."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(tensors))
-    unexpected = sorted(set(tensors) - set(own))
-    wrong = [
-        f"{k}: checkpoint {tuple(tensors[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in tensors and tensors[k].shape != own[k].shape
-    ]
-    if missing or unexpected or wrong:
-        parts = []
-        if wrong:
-            parts.append(f"{len(wrong)} shape mismatch(es): " + "; ".join(wrong[:5]))
-        if missing:
-            parts.append(f"{len(missing)} missing: " + ", ".join(missing[:5]))
-        if unexpected:
-            parts.append(f"{len(unexpected)} unexpected: " + ", ".join(unexpected[:5]))
-        raise CheckpointError(
-            f"{source} does not fit this model ({type(model).__name__}): "
-            + " | ".join(parts)
-            + ". It was saved from a different model or configuration: build the model with the "
-            "same configuration, or start from scratch (resume=False / another ckpt_dir)."
-        )
-    with torch.no_grad():
-        for k, v in own.items():
-            v.copy_(tensors[k])
-
-
-# --------------------------------------------------------------------------------------------------
-# The trainer
-# --------------------------------------------------------------------------------------------------
-
-LossFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
 
 
 def default_collate(items: Sequence[Any]) -> Any:
@@ -371,19 +251,60 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def slice_batch(batch: Any, start: int, stop: int) -> Any:
+    """Rows ``start:stop`` of every tensor in a (nested) batch; other values are kept."""
+    if torch.is_tensor(batch):
+        return batch[start:stop]
+    if isinstance(batch, dict):
+        return {k: slice_batch(v, start, stop) for k, v in batch.items()}
+    if isinstance(batch, tuple | list):
+        return type(batch)(slice_batch(v, start, stop) for v in batch)
+    return batch
+
+
+def batch_rows(batch: Any) -> int | None:
+    """The number of examples in a (nested) batch: the first dimension of its first tensor."""
+    if torch.is_tensor(batch):
+        return batch.shape[0]
+    values = batch.values() if isinstance(batch, dict) else batch
+    for v in values if isinstance(batch, dict | tuple | list) else ():
+        if (n := batch_rows(v)) is not None:
+            return n
+    return None
+
+
+def distributed_rank() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: ``(0, 1)`` outside torchrun."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+# --------------------------------------------------------------------------------------------------
+# The trainer
+# --------------------------------------------------------------------------------------------------
+
+LossFn = Callable[[nn.Module, Any], "torch.Tensor | dict[str, torch.Tensor]"]
+
+
 class Trainer:
     """Train ``model`` on ``loss_fn(model, batch)`` over ``data``; see the module docstring.
 
     Args:
-        model: any ``nn.Module``; it is moved to the device.
-        loss_fn: ``(model, batch) -> loss`` or ``-> {"loss": loss, **other scalars}``.
+        model: any ``nn.Module``; it is moved to the device. Under torchrun ``loss_fn`` receives
+            it wrapped in DDP: call it (``model(...)``), don't call its other methods.
+        loss_fn: ``(model, batch) -> loss`` or ``-> {"loss": loss, **other scalars}``; the other
+            scalars are averaged like the loss and kept in ``history.train_metrics``.
         data: a map-style dataset (``len`` + ``[i]``), batched with ``collate``, or a callable
-            ``get_batch(step)`` returning the batch of that step.
+            ``get_batch(step)`` returning the (global) batch of that step.
         config: a :class:`TrainConfig`.
         eval_fn: ``(model) -> {"metric": value}``, run under ``torch.no_grad`` in eval mode.
         collate: turns a list of dataset items into a batch (default: stack).
         optimizer: an optimizer over ``model``'s parameters (default: AdamW from the config,
             without weight decay on biases and LayerNorm weights, as BERT does).
+        on_step: ``(trainer) -> None``, called after every optimizer step.
+        run_config: what defines this run (JSON-able); a checkpoint saved by a run with another
+            ``run_config`` is refused on resume, naming both.
     """
 
     def __init__(
@@ -395,35 +316,57 @@ class Trainer:
         eval_fn: Callable[[nn.Module], dict[str, float]] | None = None,
         collate: Callable[[list], Any] = default_collate,
         optimizer: torch.optim.Optimizer | None = None,
+        on_step: Callable[[Trainer], None] | None = None,
+        run_config: Any = None,
     ):
-        self.config = config or TrainConfig()
-        self.device = pick_device(self.config.device)
+        self.config = c = config or TrainConfig()
+        self.rank, self.world = self._init_distributed()
+        self.device = self._device()
         self.model = model.to(self.device)
         self.loss_fn, self.data, self.eval_fn, self.collate = loss_fn, data, eval_fn, collate
+        self.on_step, self.run_config = on_step, to_plain(run_config)
+        self.parts = c.accumulate * self.world  # slices of the global batch per step
         if not callable(data) and not (hasattr(data, "__len__") and hasattr(data, "__getitem__")):
             raise TypeError(
                 "data must be a map-style dataset (with __len__ and __getitem__) or a callable "
                 f"get_batch(step); got {type(data).__name__}."
             )
         if not callable(data):
-            n = len(data)
-            per_epoch = (
-                n // self.config.batch_size
-                if self.config.drop_last
-                else -(-n // self.config.batch_size)
-            )
-            if per_epoch == 0:
+            n, bs = len(data), c.batch_size
+            self.batches_per_epoch = n // bs if c.drop_last else -(-n // bs)
+            if self.batches_per_epoch == 0:
                 raise ValueError(
-                    f"the dataset has {n} examples, fewer than one batch of "
-                    f"{self.config.batch_size}; lower batch_size or set drop_last=False."
+                    f"the dataset has {n} examples, fewer than one batch of {bs}; lower "
+                    f"batch_size or set drop_last=False."
                 )
-            self.batches_per_epoch = per_epoch
+            if bs % self.parts:
+                raise ValueError(
+                    f"batch_size={bs} does not split into {c.accumulate} micro-batch(es) x "
+                    f"{self.world} process(es): make it a multiple of {self.parts}."
+                )
         self.optimizer = optimizer or self._adamw()
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(self.config))
-        self.amp_dtype = autocast_dtype(self.device) if self.config.amp else None
-        self.scaler = torch.amp.GradScaler("cuda") if self.amp_dtype == torch.float16 else None
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(c))
+        self.amp_dtype = autocast_dtype(self.device) if c.amp else None
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
         self.step = 0
         self.history = History()
+
+    def _init_distributed(self) -> tuple[int, int]:
+        """Join the process group when started by torchrun (``WORLD_SIZE`` > 1)."""
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+            cuda = self.config.device != "cpu" and torch.cuda.is_available()
+            if cuda:
+                torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+            dist.init_process_group("nccl" if cuda else "gloo")
+        return distributed_rank()
+
+    def _device(self) -> torch.device:
+        device = pick_device(self.config.device)
+        if device.type == "cuda" and device.index is None and self.world > 1:
+            device = torch.device("cuda", torch.cuda.current_device())
+        return device
 
     def _adamw(self) -> torch.optim.Optimizer:
         decay, no_decay = [], []
@@ -442,102 +385,114 @@ class Trainer:
     # -- data --------------------------------------------------------------------------------------
 
     def batch_at(self, step: int) -> Any:
-        """The batch for ``step``: a pure function of (seed, step), which makes resume exact."""
-        if callable(self.data):
-            return self.data(step)
+        """The global batch of ``step``: a pure function of (seed, step), so resume is exact."""
+        return self.collate([self.data[j] for j in self._indices(step)])
+
+    def _indices(self, step: int) -> list[int]:
         epoch, i = divmod(step, self.batches_per_epoch)
-        if i == 0 or getattr(self, "_perm_epoch", None) != epoch:
+        if getattr(self, "_perm_epoch", None) != epoch:
             g = torch.Generator().manual_seed(self.config.seed * 1_000_003 + epoch)
             self._perm = torch.randperm(len(self.data), generator=g).tolist()
             self._perm_epoch = epoch
         bs = self.config.batch_size
-        return self.collate([self.data[j] for j in self._perm[i * bs : (i + 1) * bs]])
+        return self._perm[i * bs : (i + 1) * bs]
+
+    def micro_batches(self, step: int) -> list[Any]:
+        """This process's ``accumulate`` micro-batches of ``step``'s global batch."""
+        k, first = self.config.accumulate, self.rank * self.config.accumulate
+        if not callable(self.data):
+            idx = self._indices(step)
+            size = len(idx) // self.parts
+            chunks = [idx[j * size : (j + 1) * size] for j in range(first, first + k)]
+            return [self.collate([self.data[j] for j in chunk]) for chunk in chunks]
+        batch = self.data(step)
+        if self.parts == 1:
+            return [batch]
+        n = batch_rows(batch)
+        if n is None or n % self.parts:
+            raise ValueError(
+                f"get_batch({step}) returned {n} rows, which do not split into "
+                f"{self.config.accumulate} micro-batch(es) x {self.world} process(es)."
+            )
+        size = n // self.parts
+        return [slice_batch(batch, j * size, (j + 1) * size) for j in range(first, first + k)]
 
     # -- checkpoints -------------------------------------------------------------------------------
 
     @property
     def ckpt_path(self) -> Path | None:
-        return (
-            Path(self.config.ckpt_dir) / "checkpoint.safetensors" if self.config.ckpt_dir else None
-        )
+        folder = self.config.ckpt_dir
+        return Path(folder) / "checkpoint.safetensors" if folder else None
 
-    def save(self, path: str | Path | None = None) -> Path:
-        """Write a checkpoint (default: ``<ckpt_dir>/checkpoint.safetensors``)."""
+    def save(self, path: str | Path | None = None) -> Path | None:
+        """Write a checkpoint (default ``<ckpt_dir>/checkpoint.safetensors``; rank 0 only)."""
         path = path or self.ckpt_path
         if path is None:
             raise ValueError("no checkpoint path: pass one or set TrainConfig.ckpt_dir.")
-        return save_checkpoint(path, self)
+        return save_checkpoint(path, self) if self.rank == 0 else None
 
     def load(self, path: str | Path | None = None) -> None:
         """Restore model, optimizer, scheduler, scaler, RNG states, step and history."""
-        path = Path(path or self.ckpt_path)
-        tensors, meta = load_checkpoint(path)
-        model_tensors = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
-        load_model_weights(self.model, model_tensors, f"the checkpoint {path}")
-        try:
-            self.optimizer.load_state_dict(
-                _optimizer_state(
-                    {k: v.to(self.device) for k, v in tensors.items() if k.startswith("optim.")},
-                    json.loads(meta["optimizer"]),
-                )
-            )
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(
-                f"the optimizer state in {path} does not fit this model's optimizer ({e}); the "
-                f"checkpoint comes from a different setup. Start from scratch (resume=False)."
-            ) from e
-        self.scheduler.load_state_dict(json.loads(meta["scheduler"]))
-        if self.scaler is not None and json.loads(meta["scaler"]):
-            self.scaler.load_state_dict(json.loads(meta["scaler"]))
-        _set_rng_state(tensors)
-        self.step = int(meta["step"])
-        self.history = History.from_json(meta["history"])
+        restore_checkpoint(self, Path(path or self.ckpt_path))
 
     # -- the loop ----------------------------------------------------------------------------------
 
-    def _forward(self, batch: Any) -> tuple[torch.Tensor, dict[str, float]]:
-        with torch.autocast(
+    def _autocast(self):
+        return torch.autocast(
             self.device.type,
             dtype=self.amp_dtype or torch.float32,
             enabled=self.amp_dtype is not None,
-        ):
-            out = self.loss_fn(self.model, batch)
-        if isinstance(out, dict):
-            loss = out["loss"]
-            extras = {k: float(v) for k, v in out.items() if k != "loss"}
-        else:
-            loss, extras = out, {}
-        if not torch.is_tensor(loss) or loss.ndim != 0:
+        )
+
+    def _loss(self, model: nn.Module, batch: Any) -> dict[str, torch.Tensor]:
+        with self._autocast():
+            out = self.loss_fn(model, to_device(batch, self.device))
+        out = out if isinstance(out, dict) else {"loss": out}
+        if not torch.is_tensor(out.get("loss")) or out["loss"].ndim != 0:
             raise TypeError("loss_fn must return a scalar tensor (or a dict with a 'loss' scalar).")
-        return loss, extras
+        extras = {k: torch.as_tensor(v).detach().float() for k, v in out.items() if k != "loss"}
+        return {"loss": out["loss"], **extras}
 
     def evaluate(self) -> dict[str, float]:
         """Run ``eval_fn`` in eval mode without gradients; record and return its metrics."""
-        if self.eval_fn is None:
+        if self.eval_fn is None or self.rank != 0:
             return {}
         was_training = self.model.training
         self.model.eval()
-        with (
-            torch.no_grad(),
-            torch.autocast(
-                self.device.type,
-                dtype=self.amp_dtype or torch.float32,
-                enabled=self.amp_dtype is not None,
-            ),
-        ):
+        with torch.no_grad(), self._autocast():
             metrics = {k: float(v) for k, v in self.eval_fn(self.model).items()}
         self.model.train(was_training)
         self.history.eval_steps.append(self.step)
         self.history.evals.append(metrics)
         return metrics
 
+    def _log(self, sums: dict[str, torch.Tensor], n: int) -> None:
+        """Append the window's means to the history: the one place the loop waits for the
+        device (``tolist``), once every ``log_every`` steps."""
+        names = list(sums)
+        means = torch.stack([sums[k] for k in names]).float() / n
+        if self.world > 1:
+            dist.all_reduce(means)
+            means /= self.world
+        values = dict(zip(names, means.tolist()))
+        loss = values.pop("loss")
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss is {loss} around step {self.step}: training diverged. Lower the "
+                f"learning rate (now {self.config.lr}) or add warmup/gradient clipping."
+            )
+        h = self.history
+        h.steps.append(self.step)
+        h.loss.append(loss)
+        h.lr.append(self.scheduler.get_last_lr()[0])
+        for k, v in values.items():
+            h.train_metrics.setdefault(k, []).append(v)
+
     def fit(self, stop_at: int | None = None) -> History:
         """Train until ``config.steps`` (or ``stop_at``, to pause early); return the history.
 
         With ``ckpt_dir`` set and a checkpoint there, training resumes from it first.
         """
-        import time
-
         from tqdm.auto import tqdm
 
         c = self.config
@@ -546,56 +501,57 @@ class Trainer:
         if self.step == 0:
             seed_everything(c.seed)
         end = min(c.steps, stop_at) if stop_at is not None else c.steps
-        start_time = time.perf_counter()
+        model = self.model
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            model = nn.parallel.DistributedDataParallel(self.model, device_ids=ids)
+        start = last_save = time.perf_counter()
         self.model.train()
-        window: list[float] = []
+        sums: dict[str, torch.Tensor] = {}
+        n = 0
         # at most one redraw a second: in a notebook every redraw is a widget message, and
         # thousands of them overflow the kernel's output queue (nbval then loses the cell's end)
-        bar = tqdm(
-            total=c.steps,
-            initial=self.step,
-            disable=not c.progress,
-            desc="train",
-            leave=True,
-            mininterval=1.0,
-        )
+        bar = tqdm(total=c.steps, initial=self.step, disable=not c.progress or self.rank != 0,
+                   desc="train", leave=True, mininterval=1.0)  # fmt: skip
         try:
             while self.step < end:
-                batch = to_device(self.batch_at(self.step), self.device)
-                loss, _ = self._forward(batch)
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"the loss is {loss.item()} at step {self.step}: training diverged. Lower "
-                        f"the learning rate (now {c.lr}) or add warmup/gradient clipping."
-                    )
-                self.optimizer.zero_grad(set_to_none=True)
-                if self.scaler is not None:
-                    self.scaler.scale(loss).backward()
-                    self.scaler.unscale_(self.optimizer)
-                else:
-                    loss.backward()
+                if self.world > 1:  # every process draws its own dropout, from (seed, step, rank)
+                    seed_everything((c.seed * 1_000_003 + self.step) * self.world + self.rank)
+                parts = self.micro_batches(self.step)
+                for i, batch in enumerate(parts):
+                    last = i == len(parts) - 1
+                    no_sync = model.no_sync() if self.world > 1 and not last else None
+                    with no_sync or contextlib.nullcontext():
+                        out = self._loss(model, batch)
+                        loss = out["loss"] if len(parts) == 1 else out["loss"] / len(parts)
+                        self.scaler.scale(loss).backward()
+                    for k, v in out.items():
+                        sums[k] = sums.get(k, 0.0) + v.detach() / len(parts)
+                self.scaler.unscale_(self.optimizer)
                 if c.grad_clip:
                     nn.utils.clip_grad_norm_(self.model.parameters(), c.grad_clip)
-                if self.scaler is not None:
-                    self.scaler.step(self.optimizer)
-                    self.scaler.update()
-                else:
-                    self.optimizer.step()
+                self.scaler.step(self.optimizer)
+                self.scaler.update()
+                self.optimizer.zero_grad(set_to_none=True)
                 self.scheduler.step()
                 self.step += 1
-                window.append(loss.item())
-                if len(window) == c.log_every or self.step == end:
-                    self.history.steps.append(self.step)
-                    self.history.loss.append(sum(window) / len(window))
-                    self.history.lr.append(self.scheduler.get_last_lr()[0])
+                n += 1
+                if n == c.log_every or self.step == end:
+                    self._log(sums, n)
                     bar.set_postfix(loss=f"{self.history.loss[-1]:.4f}", refresh=False)
-                    window = []
+                    sums, n = {}, 0
                 bar.update(1)
+                if self.on_step is not None:
+                    self.on_step(self)
                 if c.eval_every and self.step % c.eval_every == 0 and self.step < c.steps:
                     self.evaluate()
-                if self.ckpt_path is not None and c.ckpt_every and self.step % c.ckpt_every == 0:
-                    self._timed_save(start_time)
-                    start_time = time.perf_counter()
+                due = c.ckpt_every and self.step % c.ckpt_every == 0
+                late = c.ckpt_minutes and time.perf_counter() - last_save > 60 * c.ckpt_minutes
+                if self.ckpt_path is not None and (due or late):
+                    now = time.perf_counter()
+                    self.history.seconds += now - start
+                    self.save()
+                    start = last_save = now
         finally:
             bar.close()
         if (
@@ -604,13 +560,9 @@ class Trainer:
             and (not self.history.eval_steps or self.history.eval_steps[-1] != self.step)
         ):
             self.evaluate()
-        self.history.seconds += time.perf_counter() - start_time
+        self.history.seconds += time.perf_counter() - start
         if self.ckpt_path is not None:
             self.save()
+        if self.world > 1:
+            dist.barrier()
         return self.history
-
-    def _timed_save(self, start_time: float) -> None:
-        import time
-
-        self.history.seconds += time.perf_counter() - start_time
-        self.save()

@@ -687,7 +687,7 @@ def param_counter(layers: int = 12, hidden: int = 768, heads: int = 12, vocab: i
 
     Plain HTML with a small script (no kernel needed: it works in Jupyter, Colab and the static
     book). The exact count is :func:`bertlab.params.count` (with I = 4H, 512 positions and 2
-    segments) and the estimate :func:`bertlab.params.seed_formula`, V·H + 12·L·H²; the numbers
+    segments) and the estimate :func:`bertlab.params.notes_estimate`, V·H + 12·L·H²; the numbers
     first shown are computed in Python, the script recomputes them as the sliders move. Moving A
     changes the head size H/A but not the count.
     """
@@ -697,14 +697,14 @@ def param_counter(layers: int = 12, hidden: int = 768, heads: int = 12, vocab: i
     from IPython.display import HTML
 
     from bertlab.bert import BertConfig
-    from bertlab.params import count, seed_formula
+    from bertlab.params import count, notes_estimate
 
     if hidden % heads:
         raise ValueError(f"hidden={hidden} is not divisible by heads={heads}.")
     cfg = BertConfig(
         vocab_size=vocab, hidden=hidden, layers=layers, heads=heads, intermediate=4 * hidden
     )
-    exact, seed = count(cfg)["total"], seed_formula(cfg)
+    exact, seed = count(cfg)["total"], notes_estimate(cfg)
     uid = (
         "bertlab-params-"
         + hashlib.sha256(f"{layers},{hidden},{heads},{vocab}".encode()).hexdigest()[:12]

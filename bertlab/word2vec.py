@@ -38,13 +38,14 @@ import math
 import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 import numpy as np
 import torch
 
 from bertlab.embeddings import Embeddings
-from bertlab.train import pick_device, torch_threads
+from bertlab.train import Presets, pick_device, torch_threads
 from bertlab.vocab import Vocab
 
 MODELS = ("skipgram", "cbow")
@@ -306,53 +307,75 @@ def damp_factor(rows, n: int):
     return (DAMP_FREE / c).clamp(max=1).sqrt()
 
 
-DEFAULT_BATCH = {"negative": 1024, "hierarchical": 1024, "softmax": 64}
+@dataclass
+class Word2VecConfig(Presets):
+    """word2vec's hyperparameters; the defaults are the C tool's.
+
+    ``model`` "skipgram" or "cbow"; ``objective`` "negative", "hierarchical" or "softmax";
+    ``lr`` None takes the C tool's 0.025 (skip-gram) / 0.05 (CBOW), decayed linearly to
+    ``lr * 1e-4``; ``sample`` is the subsampling threshold (0 turns it off); ``batch_size`` is
+    the number of centre words per update (None: 1,024, or 64 for the full softmax).
+    ``workers > 1`` runs that many threads on one shared pair of matrices (hogwild, like
+    gensim's workers; not reproducible then). On CPU each thread's torch ops run on one core.
+    """
+
+    model: str = "skipgram"
+    objective: str = "negative"
+    dim: int = 100
+    window: int = 5
+    negative: int = 5
+    min_count: int = 5
+    sample: float = 1e-3
+    epochs: int = 5
+    lr: float | None = None
+    seed: int = 0
+    batch_size: int | None = None
+    workers: int = 1
+
+    PRESETS: ClassVar[dict[str, dict]] = {
+        "cpu": {"epochs": 3},  # the chapter's tables: three passes over WikiText-2
+        "gpu": {"epochs": 5},  # the C tool's five passes
+    }
+
+    def __post_init__(self):
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; choose 'skipgram' or 'cbow'.")
+        if self.objective not in OBJECTIVES:
+            raise ValueError(
+                f"unknown objective {self.objective!r}; choose 'negative', 'hierarchical' or "
+                f"'softmax'."
+            )
+        if self.window < 1:
+            raise ValueError(f"window must be at least 1, got {self.window}.")
+        for name in ("dim", "epochs", "workers"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.objective == "negative" and self.negative < 1:
+            raise ValueError(
+                f"negative must be at least 1 for negative sampling, got {self.negative}."
+            )
 
 
-def train(
+def train_word2vec(
     sentences: Sequence[Sequence[str]],
-    model: str = "skipgram",
-    objective: str = "negative",
-    dim: int = 100,
-    window: int = 5,
-    negative: int = 5,
-    min_count: int = 5,
-    sample: float = 1e-3,
-    epochs: int = 5,
-    lr: float | None = None,
-    seed: int = 0,
+    config: Word2VecConfig | None = None,
     device=None,
-    batch_size: int | None = None,
     progress: bool = True,
-    workers: int = 1,
+    **overrides,
 ) -> Word2Vec:
     """Train word2vec on ``sentences`` (lists of tokens) and return a :class:`Word2Vec`.
 
-    ``model`` "skipgram" or "cbow"; ``objective`` "negative", "hierarchical" or "softmax";
-    ``lr`` defaults to the C tool's 0.025 (skip-gram) / 0.05 (CBOW), decayed linearly to
-    ``lr * 1e-4``; ``sample`` is the subsampling threshold (0 turns it off); ``batch_size`` is
-    the number of centre words per update. ``workers > 1`` runs that many threads on one shared
-    pair of matrices (hogwild, like gensim's workers; not reproducible then). On CPU each
-    thread's torch ops run on one core.
+    ``config`` (default: ``Word2VecConfig()``, the C tool's settings) with any of its fields
+    overridden by keyword, e.g. ``train_word2vec(sentences, model="cbow", epochs=3)``.
 
     As in the C tool, skip-gram predicts the centre word from each context word (the pairs are
     the same as "context from centre"), so all ``2b`` context words of a centre share its
     output rows: the centre and its ``negative`` noise words, or the centre's Huffman path.
     One centre's scores are then a (2b, D) x (D, K) product, and a batch is one ``bmm``.
     """
-    if model not in MODELS:
-        raise ValueError(f"unknown model {model!r}; choose 'skipgram' or 'cbow'.")
-    if objective not in OBJECTIVES:
-        raise ValueError(
-            f"unknown objective {objective!r}; choose 'negative', 'hierarchical' or 'softmax'."
-        )
-    if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}.")
-    for name, value in (("dim", dim), ("epochs", epochs), ("workers", workers)):
-        if value < 1:
-            raise ValueError(f"{name} must be at least 1, got {value}.")
-    if objective == "negative" and negative < 1:
-        raise ValueError(f"negative must be at least 1 for negative sampling, got {negative}.")
+    c = replace(config or Word2VecConfig(), **overrides)
+    model, objective, dim, window, negative = c.model, c.objective, c.dim, c.window, c.negative
+    min_count, sample, epochs, seed, workers = c.min_count, c.sample, c.epochs, c.seed, c.workers
     sentences = sentences if isinstance(sentences, list) else list(sentences)
     vocab = Vocab.build(sentences, min_count=min_count, specials=())
     if len(vocab) < 2:
@@ -360,8 +383,8 @@ def train(
             f"min_count={min_count} leaves {len(vocab)} word(s) in the vocabulary; word2vec needs "
             "at least 2. Lower min_count or give more text."
         )
-    lr = (0.025 if model == "skipgram" else 0.05) if lr is None else lr
-    batch_size = batch_size or DEFAULT_BATCH[objective]
+    lr = (0.025 if model == "skipgram" else 0.05) if c.lr is None else c.lr
+    batch_size = c.batch_size or (64 if objective == "softmax" else 1024)
     config = dict(model=model, objective=objective, dim=dim, window=window, negative=negative,
                   min_count=min_count, sample=sample, epochs=epochs, lr=lr, seed=seed,
                   batch_size=batch_size)  # fmt: skip

@@ -104,7 +104,7 @@ def test_bad_input(model):
     with pytest.raises(TypeError, match="list of sentences"):
         model.embed(["the", "cat"])
     with pytest.raises(ValueError, match="unknown preset"):
-        elmo.preset_config("tpu")
+        elmo.BiLMConfig.preset("tpu")
     ids, _ = model.batch([["the", "zebra"]])
     assert ids[0, 2] == model.vocab["<unk>"]
 
@@ -138,7 +138,7 @@ def test_load_or_train_uses_the_cache(tmp_path, monkeypatch):
         calls.append(split)
         return CORPUS
 
-    monkeypatch.setattr(elmo, "_wikitext2_sentences", fake_sentences)
+    monkeypatch.setattr(elmo.data, "wikitext2_sentences", fake_sentences)
     config = tiny_config()
     first = elmo.load_or_train(config, progress=False)
     assert calls == ["train", "valid"]
@@ -147,7 +147,7 @@ def test_load_or_train_uses_the_cache(tmp_path, monkeypatch):
     assert calls == ["train", "valid"]  # no second training
     sents = [WORDS[:5]]
     assert torch.equal(first.embed(sents), second.embed(sents))
-    assert len(list((tmp_path / "elmo").glob("custom-*/model.safetensors"))) == 1
+    assert len(list((tmp_path / "elmo").glob("*/model.safetensors"))) == 1
 
 
 def test_training_is_deterministic():

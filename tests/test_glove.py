@@ -94,7 +94,7 @@ def planted_corpus(n=300, seed=0):
 def test_training_lowers_the_loss_and_finds_the_planted_topics():
     sentences = planted_corpus()
     config = glove.GloVeConfig(dim=8, window=4, min_count=1, x_max=10, epochs=40, batch_size=32)
-    run = glove.train(sentences, config, device="cpu", progress=False)
+    run = glove.train_glove(sentences, config, device="cpu", progress=False)
     losses = run.history.loss
     assert losses[-1] < 0.2 * losses[0]
     assert run.model.loss(run.X, x_max=10) == pytest.approx(losses[-1], rel=0.2)
@@ -129,10 +129,10 @@ def test_fit_is_reproducible_and_restores_threads():
 
 
 def test_configs_and_presets():
-    assert glove.config_for("cpu") == glove.GloVeConfig()
-    gpu = glove.config_for("gpu", dim=50)
+    assert glove.GloVeConfig.preset("cpu") == glove.GloVeConfig()
+    gpu = glove.GloVeConfig.preset("gpu", dim=50)
     assert gpu.epochs == 50 and gpu.dim == 50 and gpu.lr == 0.05 and gpu.x_max == 100
     with pytest.raises(ValueError, match="unknown preset 'tpu'"):
-        glove.config_for("tpu")
+        glove.GloVeConfig.preset("tpu")
     with pytest.raises(ValueError, match="dim must be at least 1"):
         glove.GloVeConfig(dim=0)

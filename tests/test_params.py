@@ -9,7 +9,7 @@ import torch
 import transformers
 
 from bertlab.bert import BertConfig, BertForPreTraining, BertModel, SelfAttention
-from bertlab.params import PRESETS, count, count_module, count_pretraining_heads, seed_formula
+from bertlab.params import PRESETS, count, count_module, count_pretraining_heads, notes_estimate
 
 KNOWN_TOTALS = {
     "tiny": 4_385_920,
@@ -84,13 +84,13 @@ def test_components_match_the_modules():
 
 def test_seed_formula_reproduces_the_notes():
     base, large = BertConfig.base(), BertConfig.large()
-    assert seed_formula(base, vocab_size=30000) == 30000 * 768 + 12 * 12 * 768**2 == 107_974_656
-    assert seed_formula(large, vocab_size=30000) == 332_709_888
+    assert notes_estimate(base, vocab_size=30000) == 30000 * 768 + 12 * 12 * 768**2 == 107_974_656
+    assert notes_estimate(large, vocab_size=30000) == 332_709_888
     # the notes write 107.9M and 332.7M (truncated to one decimal)
-    assert math.floor(seed_formula(base, 30000) / 1e5) / 10 == 107.9
-    assert math.floor(seed_formula(large, 30000) / 1e5) / 10 == 332.7
+    assert math.floor(notes_estimate(base, 30000) / 1e5) / 10 == 107.9
+    assert math.floor(notes_estimate(large, 30000) / 1e5) / 10 == 332.7
     # with BERT's real vocabulary, and what it leaves out
-    assert seed_formula(base) == 30522 * 768 + 12 * 12 * 768**2
+    assert notes_estimate(base) == 30522 * 768 + 12 * 12 * 768**2
     for cfg in (base, large, BertConfig.tiny()):
         c = count(cfg)
         H, L = cfg.hidden, cfg.layers
@@ -101,7 +101,7 @@ def test_seed_formula_reproduces_the_notes():
             + L * (4 * H + (4 * H + H) + 2 * 2 * H)  # biases and two LayerNorms per layer
             + c["pooler"]
         )
-        assert c["total"] - seed_formula(cfg) == left_out
+        assert c["total"] - notes_estimate(cfg) == left_out
 
 
 def test_attention_parameters_do_not_depend_on_heads():

@@ -29,13 +29,13 @@ def test_show_source_of_a_builtin_is_a_clear_error():
         bertlab.show_source(len)
 
 
-def test_glue_returns_the_value_outside_a_notebook():
-    assert bertlab.glue("x", 3.5) == 3.5
+def test_quote_returns_the_value_outside_a_notebook():
+    assert bertlab.quote("x", 3.5) == 3.5
 
 
-def test_glue_turns_numpy_and_torch_scalars_into_python_numbers():
+def test_quote_turns_numpy_and_torch_scalars_into_python_numbers():
     import numpy as np
     import torch
 
-    assert type(bertlab.glue("a", np.float64(0.25))) is float
-    assert type(bertlab.glue("b", torch.tensor(3))) is int
+    assert type(bertlab.quote("a", np.float64(0.25))) is float
+    assert type(bertlab.quote("b", torch.tensor(3))) is int

@@ -19,7 +19,7 @@ matplotlib.use("Agg")
 
 from bertlab import viz  # noqa: E402
 from bertlab.bert import BertConfig, BertModel  # noqa: E402
-from bertlab.params import count, seed_formula  # noqa: E402
+from bertlab.params import count, notes_estimate  # noqa: E402
 from bertlab.wordpiece import WordPieceTokenizer  # noqa: E402
 
 SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -177,7 +177,7 @@ def test_param_counter_starts_at_the_exact_count():
     html = viz.param_counter().data
     base = BertConfig.base()
     assert f"<b>{count(base)['total']:,}</b>" in html and "109,482,240" in html
-    assert f"<b>{seed_formula(base):,}</b>" in html
+    assert f"<b>{notes_estimate(base):,}</b>" in html
     assert html.count("<script>") == 1 and 'type="range"' in html
     assert viz.param_counter().data == html  # a stable element id
 
@@ -196,7 +196,7 @@ def test_param_counter_javascript_matches_params_count():
     for (V, H, L, A), js in zip(configs, json.loads(out)):
         cfg = BertConfig(vocab_size=V, hidden=H, layers=L, heads=A, intermediate=4 * H)
         assert js["total"] == count(cfg)["total"]
-        assert js["seed"] == seed_formula(cfg)
+        assert js["seed"] == notes_estimate(cfg)
         assert js["headSize"] == H // A
     heads_free = json.loads(
         subprocess.run(

@@ -16,7 +16,7 @@ from bertlab.word2vec import (
     logistic_grads,
     noise_table,
     softmax_grads,
-    train,
+    train_word2vec,
 )
 
 # --------------------------------------------------------------------------------------------------
@@ -173,10 +173,20 @@ def planted_corpus(
 )
 def test_training_recovers_planted_neighbours(model, objective):
     sentences, topics = planted_corpus()
-    emb = train(
-        sentences, model=model, objective=objective, dim=16, window=3, min_count=1, sample=0,
-        epochs=5, batch_size=64, lr=0.1 if model == "cbow" else 0.05, progress=False, device="cpu",
-    )  # fmt: skip
+    emb = train_word2vec(
+        sentences,
+        model=model,
+        objective=objective,
+        dim=16,
+        window=3,
+        min_count=1,
+        sample=0,
+        epochs=5,
+        batch_size=64,
+        lr=0.1 if model == "cbow" else 0.05,
+        progress=False,
+        device="cpu",
+    )
     assert isinstance(emb, Word2Vec) and len(emb) == 20
     hits = 0
     for topic in topics:
@@ -188,13 +198,15 @@ def test_training_recovers_planted_neighbours(model, objective):
 
 def test_w_out_and_average_embeddings():
     sentences, _ = planted_corpus(300)
-    emb = train(sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu")
+    emb = train_word2vec(sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu")
     assert emb.embeddings("in").vectors.shape == (20, 8)
     np.testing.assert_allclose(emb.embeddings("out").vectors, emb.W_out)
     np.testing.assert_allclose(emb.embeddings("avg").vectors, (emb.W_in + emb.W_out) / 2)
     with pytest.raises(ValueError, match="which must be"):
         emb.embeddings("both")
-    hs = train(sentences, objective="hierarchical", dim=8, min_count=1, epochs=1, progress=False)
+    hs = train_word2vec(
+        sentences, objective="hierarchical", dim=8, min_count=1, epochs=1, progress=False
+    )
     assert hs.W_out.shape == (19, 8)
     with pytest.raises(ValueError, match="inner node"):
         hs.embeddings("avg")
@@ -202,16 +214,31 @@ def test_w_out_and_average_embeddings():
 
 def test_hogwild_threads_train_too():
     sentences, topics = planted_corpus()
-    emb = train(sentences, dim=16, window=3, min_count=1, sample=0, epochs=5, batch_size=256,
-                lr=0.05, progress=False, device="cpu", workers=2)  # fmt: skip
+    emb = train_word2vec(
+        sentences,
+        dim=16,
+        window=3,
+        min_count=1,
+        sample=0,
+        epochs=5,
+        batch_size=256,
+        lr=0.05,
+        progress=False,
+        device="cpu",
+        workers=2,
+    )
     hits = sum(n in t for t in topics for w in t for n, _ in emb.most_similar(w, 4))
     assert hits / 80 > 0.9
 
 
 def test_training_is_reproducible_on_cpu():
     sentences, _ = planted_corpus(300)
-    a = train(sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu", seed=3)
-    b = train(sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu", seed=3)
+    a = train_word2vec(
+        sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu", seed=3
+    )
+    b = train_word2vec(
+        sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu", seed=3
+    )
     np.testing.assert_array_equal(a.vectors, b.vectors)
 
 
@@ -223,22 +250,30 @@ def test_training_is_reproducible_on_cpu():
 def test_bad_input_gives_clear_errors():
     sentences = [["a", "b", "c"], ["a", "b"]]
     with pytest.raises(ValueError, match="leaves 0 word"):
-        train(sentences, min_count=100, progress=False)
+        train_word2vec(sentences, min_count=100, progress=False)
     with pytest.raises(ValueError, match="unknown model 'glove'"):
-        train(sentences, model="glove", min_count=1, progress=False)
+        train_word2vec(sentences, model="glove", min_count=1, progress=False)
     with pytest.raises(ValueError, match="unknown objective 'nce'"):
-        train(sentences, objective="nce", min_count=1, progress=False)
+        train_word2vec(sentences, objective="nce", min_count=1, progress=False)
     with pytest.raises(ValueError, match="window must be at least 1"):
-        train(sentences, window=0, min_count=1, progress=False)
+        train_word2vec(sentences, window=0, min_count=1, progress=False)
     with pytest.raises(ValueError, match="workers must be at least 1"):
-        train(sentences, workers=0, min_count=1, progress=False)
+        train_word2vec(sentences, workers=0, min_count=1, progress=False)
     with pytest.raises(ValueError, match="min_count must be at least 1"):
-        train(sentences, min_count=0, progress=False)
+        train_word2vec(sentences, min_count=0, progress=False)
 
 
 @pytest.mark.parametrize("workers", [1, 2])
 def test_divergence_stops_with_a_clear_error(workers):
     sentences, _ = planted_corpus(300)
     with pytest.raises(FloatingPointError, match="diverged.*lower lr"):
-        train(sentences, dim=8, min_count=1, epochs=3, lr=1e6, progress=False, device="cpu",
-              workers=workers)  # fmt: skip
+        train_word2vec(
+            sentences,
+            dim=8,
+            min_count=1,
+            epochs=3,
+            lr=1e6,
+            progress=False,
+            device="cpu",
+            workers=workers,
+        )
