@@ -32,7 +32,8 @@ import time
 from pathlib import Path
 
 from bertlab import data
-from bertlab.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer, train_wordpiece
+from bertlab.wordpiece import SPECIAL_TOKENS, WordPieceTokenizer
+from bertlab.wordpiece_trainer import train_wordpiece
 
 
 def vocab_path() -> Path:

@@ -1,7 +1,8 @@
 """bertlab: build and train every model on the road to BERT.
 
-One module per model family (see DESIGN.md): ``data`` (datasets, verified), ``train`` (the one
-training loop), and the models the chapters build. The helpers most chapters need are exported here.
+One module per idea (the map is in ARCHITECTURE.md): ``data`` (datasets, verified), ``train``
+(the one training loop), ``checkpoint`` (files and the cache), and the models the chapters
+build. The helpers most chapters need are exported here.
 """
 
 from bertlab.show import quote, show_source

@@ -1,25 +1,30 @@
-"""BERT in one file: config, embeddings, encoder, pooler and the heads.
+"""BERT in one file: config, embeddings, attention, encoder layer, model, pre-training heads.
 
 This is the model of Devlin et al. (2018), "BERT: Pre-training of Deep Bidirectional Transformers
 for Language Understanding", written to be read top to bottom (in the spirit of nanoGPT's
 ``model.py``):
 
-1. ``BertConfig``: every size of the model in one dataclass, with the paper's presets.
+1. ``BertConfig``: every size of the model in one dataclass, with the paper's presets, and the
+   switches later chapters ablate: ``causal`` (left-to-right attention, as in GPT),
+   ``embedding_size`` and ``share_layers`` (ALBERT's factorized embedding and shared layers).
 2. ``Embeddings``: token + *learned* position + segment embeddings, then LayerNorm and dropout.
 3. ``SelfAttention``: multi-head scaled dot-product attention, softmax(QK^T / sqrt(d)) V.
 4. ``EncoderLayer``: attention and a GELU feed-forward network, each wrapped in
    "add the input back, then LayerNorm" (post-LN, as in the original Transformer).
 5. ``BertModel``: embeddings, a stack of encoder layers, and the pooler (tanh(Linear([CLS]))).
-6. Heads: ``MLMHead`` (masked-LM, decoder tied to the token embeddings), ``NSPHead``
-   (next-sentence prediction), and the fine-tuning heads for the paper's four input shapes:
-   sequence classification, token classification and span extraction (question answering).
+6. The pre-training heads: ``MLMHead`` (masked LM, decoder tied to the token embeddings) and
+   ``NSPHead`` (next-sentence prediction), together in ``BertForPreTraining``.
+
+The fine-tuning heads live in ``bertlab.finetune``. Input checks (clear errors instead of a
+traceback from deep inside torch) are in :func:`check_inputs` at the bottom of the file.
 
 The weights use the same layout as Google's checkpoints and Hugging Face's ``BertModel``
 (separate query / key / value matrices, post-LN), so ``bertlab.hf`` can load real pretrained
 weights into it and the outputs match ``transformers`` to float precision.
 
 Shapes in comments: B = batch size, T = sequence length, H = hidden size, A = attention heads,
-D = H / A (size of one head), I = intermediate (feed-forward) size, V = vocabulary size.
+D = H / A (size of one head), I = intermediate (feed-forward) size, V = vocabulary size,
+E = embedding size (H unless ALBERT's factorization is on).
 """
 
 from __future__ import annotations
@@ -42,15 +47,11 @@ __all__ = [
     "BertModel",
     "MLMHead",
     "NSPHead",
-    "SequenceClassificationHead",
-    "TokenClassificationHead",
-    "SpanHead",
     "PreTrainingOutput",
     "BertForPreTraining",
-    "BertForSequenceClassification",
-    "BertForTokenClassification",
-    "BertForQuestionAnswering",
+    "check_inputs",
     "init_weights",
+    "initialize",
 ]
 
 
@@ -91,57 +92,21 @@ class BertConfig:
     initializer_range: float = 0.02  # std of the normal init of weight matrices
     pad_token_id: int = 0  # id of [PAD]; recorded for tokenizers and the Hugging Face config
     causal: bool = False  # True: each token attends only to itself and the tokens before it
+    embedding_size: int | None = None  # E: ALBERT's factorized embedding V·E + E·H (None: E = H)
+    share_layers: bool = False  # ALBERT: one encoder layer's weights used by all L layers
 
     def __post_init__(self) -> None:
-        for name in ("vocab_size", "hidden", "layers", "heads", "intermediate"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise BertConfigError(
-                    f"BertConfig.{name} must be a positive integer, got {value!r}."
-                )
-        for name in ("max_position", "type_vocab"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-                raise BertConfigError(
-                    f"BertConfig.{name} must be a positive integer, got {value!r} "
-                    f"(BERT uses max_position=512 and type_vocab=2)."
-                )
-        if self.hidden % self.heads != 0:
-            divisors = [a for a in range(1, self.hidden + 1) if self.hidden % a == 0]
-            near = sorted(divisors, key=lambda a: abs(a - self.heads))[:3]
-            raise BertConfigError(
-                f"BertConfig.hidden={self.hidden} is not divisible by heads={self.heads}: each "
-                f"head gets hidden/heads dimensions, so pick heads from the divisors of "
-                f"{self.hidden} (closest: {sorted(near)}) or change hidden to a multiple of "
-                f"{self.heads} (BERT uses heads = hidden / 64)."
-            )
-        for name in ("dropout", "attention_dropout"):
-            p = getattr(self, name)
-            if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
-                raise BertConfigError(
-                    f"BertConfig.{name} must be a probability in [0, 1), got {p!r} "
-                    f"(BERT uses 0.1; use 0.0 to switch dropout off)."
-                )
-        if not self.layer_norm_eps > 0:
-            raise BertConfigError(
-                f"BertConfig.layer_norm_eps must be > 0, got {self.layer_norm_eps!r} "
-                f"(BERT uses 1e-12)."
-            )
-        if not self.initializer_range > 0:
-            raise BertConfigError(
-                f"BertConfig.initializer_range must be > 0, got {self.initializer_range!r} "
-                f"(BERT uses 0.02)."
-            )
-        if not 0 <= self.pad_token_id < self.vocab_size:
-            raise BertConfigError(
-                f"BertConfig.pad_token_id={self.pad_token_id} is not an id of the vocabulary "
-                f"(0..{self.vocab_size - 1})."
-            )
+        check_config(self)
 
     @property
     def head_size(self) -> int:
         """D = H / A, the size of the query/key/value vectors of one head."""
         return self.hidden // self.heads
+
+    @property
+    def embedding_width(self) -> int:
+        """E: the width of the embedding tables (H for BERT, smaller for ALBERT)."""
+        return self.embedding_size or self.hidden
 
     @classmethod
     def _preset(cls, layers: int, hidden: int, **overrides) -> BertConfig:
@@ -179,6 +144,15 @@ class BertConfig:
         """BERT-Medium (Turc et al.): L=8, H=512, A=8, I=2048 (41,373,184 parameters)."""
         return cls._preset(8, 512, **overrides)
 
+    @classmethod
+    def albert_base(cls, **overrides) -> BertConfig:
+        """ALBERT-base (Lan et al. 2019): BERT-base with V = 30,000, a 128-wide factorized
+        embedding and one layer shared by all 12 (11,683,584 parameters, as
+        ``transformers.AlbertModel`` counts them)."""
+        return cls._preset(
+            12, 768, vocab_size=30000, embedding_size=128, share_layers=True, **overrides
+        )
+
     def to_dict(self) -> dict:
         """The fields as a plain dict (``BertConfig(**config.to_dict())`` rebuilds it)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -202,7 +176,8 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         nn.init.zeros_(module.bias)
 
 
-def _init(module: nn.Module, config: BertConfig) -> None:
+def initialize(module: nn.Module, config: BertConfig) -> None:
+    """BERT's initialisation for every submodule of ``module``, with the config's std."""
     module.apply(lambda m: init_weights(m, config.initializer_range))
 
 
@@ -216,38 +191,45 @@ class Embeddings(nn.Module):
 
     All three tables are learned. The position table has one row per position up to
     ``max_position`` (512 in BERT): positions are *learned*, not the Transformer's sinusoids.
+    With ALBERT's ``embedding_size`` E the tables are E wide and a Linear(E, H) follows: V·E + E·H
+    parameters instead of V·H.
     """
 
     def __init__(self, config: BertConfig):
         super().__init__()
-        self.token = nn.Embedding(config.vocab_size, config.hidden)  # (V, H)
-        self.position = nn.Embedding(config.max_position, config.hidden)  # (P, H)
-        self.segment = nn.Embedding(config.type_vocab, config.hidden)  # (S, H)
-        self.norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
+        E = config.embedding_width
+        self.token = nn.Embedding(config.vocab_size, E)  # (V, E)
+        self.position = nn.Embedding(config.max_position, E)  # (P, E)
+        self.segment = nn.Embedding(config.type_vocab, E)  # (S, E)
+        self.norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
+        self.project = nn.Linear(E, config.hidden) if config.embedding_size else None  # E -> H
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None):
         T = input_ids.size(1)
-        x = self.token(input_ids)  # (B, T, H)
-        x = x + self.position.weight[:T]  # (T, H) broadcast over the batch: position t gets row t
+        x = self.token(input_ids)  # (B, T, E)
+        x = x + self.position.weight[:T]  # (T, E) broadcast over the batch: position t gets row t
         if token_type_ids is None:
-            x = x + self.segment.weight[0]  # (H,): every token in segment A
+            x = x + self.segment.weight[0]  # (E,): every token in segment A
         else:
-            x = x + self.segment(token_type_ids)  # (B, T, H)
-        return self.dropout(self.norm(x))  # (B, T, H)
+            x = x + self.segment(token_type_ids)  # (B, T, E)
+        x = self.dropout(self.norm(x))  # (B, T, E)
+        return x if self.project is None else self.project(x)  # (B, T, H)
 
 
 # ----------------------------------------------------------------------------------------------
-# 4. Multi-head self-attention
+# 4. Multi-head attention
 # ----------------------------------------------------------------------------------------------
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention with the output projection.
+    """Multi-head attention with the output projection.
 
     Q, K, V are H x H projections whatever the number of heads: the heads only *split* the H
     dimensions into A groups of D = H / A, so the parameter count (4H^2 + 4H with the output
-    projection) does not depend on A.
+    projection) does not depend on A. Keys and values come from the input itself
+    (self-attention) or, given a ``context``, from another sequence (cross-attention, as in an
+    encoder-decoder).
 
     Two code paths compute the same thing:
     - the fast one calls ``F.scaled_dot_product_attention`` (fused kernels, never materialises the
@@ -277,24 +259,27 @@ class SelfAttention(nn.Module):
         mask: torch.Tensor | None = None,
         is_causal: bool = False,
         return_probs: bool = False,
+        context: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
         Args:
-            x: (B, T, H) token vectors.
-            mask: boolean, broadcastable to (B, A, T, T), True where a query may look at a key;
+            x: (B, T, H) token vectors (the queries; also keys and values without ``context``).
+            mask: boolean, broadcastable to (B, A, T, S), True where a query may look at a key;
                 None means everything is visible.
             is_causal: apply the left-to-right mask (only used when ``mask`` is None; otherwise
                 the caller has already folded it into ``mask``).
             return_probs: use the explicit path and also return the attention probabilities.
+            context: (B, S, H) vectors to take keys and values from (cross-attention).
 
         Returns:
-            (B, T, H) output and, with ``return_probs``, the (B, A, T, T) probabilities.
+            (B, T, H) output and, with ``return_probs``, the (B, A, T, S) probabilities.
         """
         B, T, H = x.shape
+        source = x if context is None else context  # (B, S, H)
         q = self._split(self.query(x))  # (B, A, T, D)
-        k = self._split(self.key(x))  # (B, A, T, D)
-        v = self._split(self.value(x))  # (B, A, T, D)
+        k = self._split(self.key(source))  # (B, A, S, D)
+        v = self._split(self.value(source))  # (B, A, S, D)
         p_drop = self.attention_dropout if self.training else 0.0
         probs = None
         if not return_probs:
@@ -302,13 +287,13 @@ class SelfAttention(nn.Module):
                 q, k, v, attn_mask=mask, dropout_p=p_drop, is_causal=is_causal and mask is None
             )  # (B, A, T, D)
         else:
-            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, A, T, T)
+            scores = q @ k.transpose(-2, -1) / math.sqrt(self.head_size)  # (B, A, T, S)
             if is_causal and mask is None:
-                mask = torch.ones(T, T, dtype=torch.bool, device=x.device).tril()
+                mask = torch.ones(T, k.shape[2], dtype=torch.bool, device=x.device).tril()
             if mask is not None:
                 # finfo.min rather than -inf: a fully masked row stays finite instead of NaN
                 scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
-            probs = scores.softmax(dim=-1)  # (B, A, T, T): each row sums to 1 over the keys
+            probs = scores.softmax(dim=-1)  # (B, A, T, S): each row sums to 1 over the keys
             y = F.dropout(probs, p_drop) @ v  # (B, A, T, D)
         y = y.transpose(1, 2).reshape(B, T, H)  # (B, T, H): heads side by side again
         return self.out(y), probs
@@ -331,6 +316,11 @@ class EncoderLayer(nn.Module):
         self.ffn_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.dropout)
 
+    def feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x = LN(x + W2 GELU(W1 x + b1) + b2): the position-wise half of the layer."""
+        h = F.gelu(self.ffn_in(x))  # (B, T, I): exact (erf) GELU, as in BERT
+        return self.ffn_norm(x + self.dropout(self.ffn_out(h)))  # (B, T, H)
+
     def forward(
         self,
         x: torch.Tensor,
@@ -340,9 +330,7 @@ class EncoderLayer(nn.Module):
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         a, probs = self.attention(x, mask, is_causal, return_probs)  # (B, T, H)
         x = self.attention_norm(x + self.dropout(a))  # (B, T, H)
-        h = F.gelu(self.ffn_in(x))  # (B, T, I): exact (erf) GELU, as in BERT
-        x = self.ffn_norm(x + self.dropout(self.ffn_out(h)))  # (B, T, H)
-        return x, probs
+        return self.feed_forward(x), probs
 
 
 # ----------------------------------------------------------------------------------------------
@@ -372,106 +360,38 @@ class BertModel(nn.Module):
     """The BERT encoder: embeddings, L encoder layers, pooler.
 
     ``model(input_ids, token_type_ids, attention_mask)`` takes (B, T) integer tensors and returns a
-    ``BertOutput``. Inputs are checked first and mistakes raise ``BertInputError`` with a message
-    saying what to change; set ``model.check_inputs = False`` to skip the checks (they cost one
-    small reduction over the ids per call).
+    ``BertOutput``. Inputs are checked first (:func:`check_inputs`), and mistakes raise
+    ``BertInputError`` with a message saying what to change; ``model.check_inputs = False`` skips
+    the checks, and with them the one device synchronisation they cost per call.
     """
 
     def __init__(self, config: BertConfig):
         super().__init__()
         self.config = config
         self.embeddings = Embeddings(config)
-        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(config.layers))
+        distinct = 1 if config.share_layers else config.layers  # ALBERT: one layer, L times
+        self.layers = nn.ModuleList(EncoderLayer(config) for _ in range(distinct))
         self.pooler = nn.Linear(config.hidden, config.hidden)
         self.check_inputs = True
-        _init(self, config)
+        initialize(self, config)
 
-    # -- input checks: fail early with a message, not deep inside torch ------------------------
+    def stack(self) -> list[EncoderLayer]:
+        """The L layers in the order they run (the same one L times when ``share_layers``)."""
+        return [self.layers[i % len(self.layers)] for i in range(self.config.layers)]
 
-    def _check(self, input_ids, token_type_ids, attention_mask) -> None:
-        cfg = self.config
-        if not isinstance(input_ids, torch.Tensor):
-            raise BertInputError(
-                f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}; "
-                f"wrap it with torch.tensor(...)."
-            )
-        if input_ids.dim() != 2:
-            hint = " (one sequence: add the batch dimension with input_ids.unsqueeze(0))"
-            raise BertInputError(
-                f"input_ids must be 2-D (batch, sequence), got shape {tuple(input_ids.shape)}"
-                + (hint if input_ids.dim() == 1 else "")
-                + "."
-            )
-        if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
-            raise BertInputError(
-                f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
-                f"convert with input_ids.long()."
-            )
-        length = input_ids.size(1)
-        if length == 0:
-            raise BertInputError("input_ids has length 0: give at least one token ([CLS]).")
-        if length > cfg.max_position:
-            raise BertInputError(
-                f"sequence length {length} is longer than max_position={cfg.max_position}, the "
-                f"number of learned position embeddings: truncate the inputs to at most "
-                f"{cfg.max_position} tokens, or use a BertConfig with a larger max_position."
-            )
-        weight = self.embeddings.token.weight
-        if input_ids.device != weight.device:
-            raise BertInputError(
-                f"input_ids are on {input_ids.device} but the model is on {weight.device}: "
-                f"move them with .to({str(weight.device)!r})."
-            )
-        for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
-            if t is None:
-                continue
-            if not isinstance(t, torch.Tensor):
-                raise BertInputError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
-            if t.shape != input_ids.shape:
-                raise BertInputError(
-                    f"{name} has shape {tuple(t.shape)} but input_ids has shape "
-                    f"{tuple(input_ids.shape)}: they must match, one entry per token."
-                )
-            if t.device != input_ids.device:
-                raise BertInputError(
-                    f"{name} is on {t.device} but input_ids is on {input_ids.device}; "
-                    f"put them on the same device."
-                )
-        if bool(((input_ids < 0) | (input_ids >= cfg.vocab_size)).any()):
-            lo, hi = int(input_ids.min()), int(input_ids.max())
-            raise BertInputError(
-                f"input_ids must be in [0, vocab_size={cfg.vocab_size}), got values from {lo} to "
-                f"{hi}: encode with the tokenizer whose vocabulary matches the model, or use a "
-                f"BertConfig with vocab_size >= {hi + 1}."
-            )
-        if token_type_ids is not None:
-            if token_type_ids.dtype.is_floating_point:
-                raise BertInputError(
-                    f"token_type_ids must be integers, got dtype {token_type_ids.dtype}."
-                )
-            if bool(((token_type_ids < 0) | (token_type_ids >= cfg.type_vocab)).any()):
-                hi = int(token_type_ids.max())
-                raise BertInputError(
-                    f"token_type_ids must be in [0, type_vocab={cfg.type_vocab}) (0 = sentence A, "
-                    f"1 = sentence B), got values up to {hi} (min {int(token_type_ids.min())}): "
-                    f"use segment ids 0/1, or a BertConfig with type_vocab >= {hi + 1}."
-                )
-
-    def _attention_mask(
-        self, attention_mask: torch.Tensor | None, T: int, device: torch.device
-    ) -> torch.Tensor | None:
+    def attention_mask(self, attention_mask: torch.Tensor | None, T: int) -> torch.Tensor | None:
         """(B, T) 1 = token / 0 = padding  ->  boolean (B, 1, 1|T, T), True = may attend.
 
         The key dimension is masked: no query looks at a padding token. Padding positions still
-        get an output vector (computed from the real tokens); ignore it downstream (the same goes
-        for a row whose mask is all 0: finite but meaningless). Returns None when nothing is
-        hidden, so attention can use its fastest kernel.
+        get an output vector (computed from the real tokens); ignore it downstream. None when
+        nothing is hidden, so attention can use its fastest kernel; finding that out costs a
+        device synchronisation, so it is only looked for when inputs are checked anyway.
         """
-        mask = None
-        if attention_mask is not None and not bool(attention_mask.all()):
-            mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): same for every query
-        if self.config.causal and mask is not None:
-            causal = torch.ones(T, T, dtype=torch.bool, device=device).tril()  # (T, T)
+        if attention_mask is None or (self.check_inputs and bool(attention_mask.all())):
+            return None
+        mask = attention_mask.bool()[:, None, None, :]  # (B, 1, 1, T): same for every query
+        if self.config.causal:
+            causal = torch.ones(T, T, dtype=torch.bool, device=mask.device).tril()  # (T, T)
             mask = mask & causal  # (B, 1, T, T)
         return mask
 
@@ -493,13 +413,13 @@ class BertModel(nn.Module):
             output_hidden_states: also return the embeddings and every layer's output.
         """
         if self.check_inputs:
-            self._check(input_ids, token_type_ids, attention_mask)
-        T = input_ids.size(1)
-        mask = self._attention_mask(attention_mask, T, input_ids.device)
+            device = self.embeddings.token.weight.device
+            check_inputs(self.config, input_ids, token_type_ids, attention_mask, device)
+        mask = self.attention_mask(attention_mask, input_ids.size(1))
         x = self.embeddings(input_ids, token_type_ids)  # (B, T, H)
         hidden_states = [x] if output_hidden_states else None
         attentions = [] if output_attentions else None
-        for layer in self.layers:
+        for layer in self.stack():
             x, probs = layer(x, mask, self.config.causal, output_attentions)  # (B, T, H)
             if output_hidden_states:
                 hidden_states.append(x)
@@ -519,7 +439,7 @@ class BertModel(nn.Module):
 # ----------------------------------------------------------------------------------------------
 
 
-def _select(hidden: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
+def select_positions(hidden: torch.Tensor, positions: torch.Tensor | None) -> torch.Tensor:
     """Pick token vectors: None -> (B, T, H); bool (B, T) -> (N, H); indices (B, K) -> (B, K, H)."""
     if positions is None:
         return hidden
@@ -547,8 +467,8 @@ class MLMHead(nn.Module):
     """Masked-LM head: predict the original token at (masked) positions.
 
     logits = LayerNorm(GELU(W h + b)) E^T + bias, where E is the token embedding matrix: the
-    decoder *shares* its (V, H) weight with the input embeddings (weight tying), and only the
-    per-token output ``bias`` (V,) is new.
+    decoder *shares* its (V, E) weight with the input embeddings (weight tying), and only the
+    per-token output ``bias`` (V,) is new. (With ALBERT's factorization W maps H to E.)
 
     ``forward(hidden, positions)`` decodes only the requested positions, which saves the (B, T, V)
     logits tensor when only 15% of the tokens are masked.
@@ -556,11 +476,12 @@ class MLMHead(nn.Module):
 
     def __init__(self, config: BertConfig, token_embedding: nn.Embedding | None = None):
         super().__init__()
-        self.transform = nn.Linear(config.hidden, config.hidden)
-        self.transform_norm = nn.LayerNorm(config.hidden, eps=config.layer_norm_eps)
-        self.decoder = nn.Linear(config.hidden, config.vocab_size, bias=False)  # (V, H)
+        E = config.embedding_width
+        self.transform = nn.Linear(config.hidden, E)
+        self.transform_norm = nn.LayerNorm(E, eps=config.layer_norm_eps)
+        self.decoder = nn.Linear(E, config.vocab_size, bias=False)  # (V, E)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))  # (V,)
-        _init(self, config)
+        initialize(self, config)
         if token_embedding is not None:
             self.decoder.weight = token_embedding.weight  # tied: one tensor, two uses
 
@@ -573,8 +494,8 @@ class MLMHead(nn.Module):
                 (returns (N, V) for the N True entries, in row-major order, matching
                 ``labels[mask]``); or integer indices (B, K) (returns (B, K, V)).
         """
-        h = _select(hidden, positions)  # (..., H)
-        h = self.transform_norm(F.gelu(self.transform(h)))  # (..., H)
+        h = select_positions(hidden, positions)  # (..., H)
+        h = self.transform_norm(F.gelu(self.transform(h)))  # (..., E)
         return F.linear(h, self.decoder.weight, self.bias)  # (..., V)
 
 
@@ -584,7 +505,7 @@ class NSPHead(nn.Module):
     def __init__(self, config: BertConfig):
         super().__init__()
         self.classifier = nn.Linear(config.hidden, 2)
-        _init(self, config)
+        initialize(self, config)
 
     def forward(self, pooled: torch.Tensor) -> torch.Tensor:
         return self.classifier(pooled)  # (B, 2)
@@ -627,113 +548,126 @@ class BertForPreTraining(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------------
-# 8. Fine-tuning heads: the paper's figure 4 (sentence (pair) classification, tagging, spans)
+# 8. Checks: fail early with a message that says what to change, not deep inside torch
 # ----------------------------------------------------------------------------------------------
 
 
-class SequenceClassificationHead(nn.Module):
-    """One label per sequence (SST-2, MRPC, RTE): dropout + Linear on the pooled [CLS] (B, H)."""
-
-    def __init__(self, config: BertConfig, num_labels: int):
-        super().__init__()
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden, num_labels)
-        _init(self, config)
-
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(pooled))  # (B, num_labels)
+def _positive_int(config: BertConfig, name: str, hint: str = "") -> None:
+    value = getattr(config, name)
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise BertConfigError(f"BertConfig.{name} must be a positive integer, got {value!r}{hint}.")
 
 
-class TokenClassificationHead(nn.Module):
-    """One label per token (POS tagging, NER): dropout + Linear on every token (B, T, H)."""
-
-    def __init__(self, config: BertConfig, num_labels: int):
-        super().__init__()
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden, num_labels)
-        _init(self, config)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
-
-
-class SpanHead(nn.Module):
-    """Answer spans (SQuAD): a start and an end score per token, from one Linear(H, 2)."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.classifier = nn.Linear(config.hidden, 2)
-        _init(self, config)
-
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self.classifier(hidden).unbind(dim=-1)  # (B, T) each
-        return start, end
-
-
-def _check_labels(num_labels: int) -> None:
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise BertConfigError(f"num_labels must be a positive integer, got {num_labels!r}.")
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """Average of the token vectors (B, T, H) over the real tokens only -> (B, H)."""
-    if attention_mask is None:
-        return hidden.mean(dim=1)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
+def check_config(config: BertConfig) -> None:
+    """Raise ``BertConfigError`` when ``config``'s sizes cannot make a BERT."""
+    for name in ("vocab_size", "hidden", "layers", "heads", "intermediate"):
+        _positive_int(config, name)
+    for name in ("max_position", "type_vocab"):
+        _positive_int(config, name, " (BERT uses max_position=512 and type_vocab=2)")
+    if config.embedding_size is not None:
+        _positive_int(config, "embedding_size", " (ALBERT uses 128; None means E = H)")
+    if config.hidden % config.heads != 0:
+        divisors = [a for a in range(1, config.hidden + 1) if config.hidden % a == 0]
+        near = sorted(divisors, key=lambda a: abs(a - config.heads))[:3]
+        raise BertConfigError(
+            f"BertConfig.hidden={config.hidden} is not divisible by heads={config.heads}: each "
+            f"head gets hidden/heads dimensions, so pick heads from the divisors of "
+            f"{config.hidden} (closest: {sorted(near)}) or change hidden to a multiple of "
+            f"{config.heads} (BERT uses heads = hidden / 64)."
+        )
+    for name in ("dropout", "attention_dropout"):
+        p = getattr(config, name)
+        if not isinstance(p, (int, float)) or isinstance(p, bool) or not 0.0 <= p < 1.0:
+            raise BertConfigError(
+                f"BertConfig.{name} must be a probability in [0, 1), got {p!r} "
+                f"(BERT uses 0.1; use 0.0 to switch dropout off)."
+            )
+    for name, value in (("layer_norm_eps", 1e-12), ("initializer_range", 0.02)):
+        if not getattr(config, name) > 0:
+            raise BertConfigError(
+                f"BertConfig.{name} must be > 0, got {getattr(config, name)!r} (BERT uses {value})."
+            )
+    if not 0 <= config.pad_token_id < config.vocab_size:
+        raise BertConfigError(
+            f"BertConfig.pad_token_id={config.pad_token_id} is not an id of the vocabulary "
+            f"(0..{config.vocab_size - 1})."
+        )
 
 
-class BertForSequenceClassification(nn.Module):
-    """``BertModel`` + ``SequenceClassificationHead``; forward returns logits (B, num_labels).
+def check_inputs(
+    config: BertConfig,
+    input_ids,
+    token_type_ids=None,
+    attention_mask=None,
+    device: torch.device | None = None,
+) -> None:
+    """Raise ``BertInputError`` when the inputs do not fit a model of ``config`` on ``device``.
 
-    Pass a ``BertConfig`` for a fresh model or a (pretrained) ``BertModel`` to fine-tune it.
-    ``pooling="cls"`` is BERT's choice: the pooled [CLS] vector (tanh(Linear(h_[CLS]))).
-    ``pooling="mean"`` averages the last layer over the real tokens instead, which suits encoders
-    trained that way (sentence-transformers models such as all-MiniLM-L6-v2, whose pooler was
-    never trained); the pooler is then unused.
+    Checks types, shapes, the length against ``max_position``, the device, and that every id is
+    in its table (that last check reads the values, which costs one device synchronisation).
     """
-
-    def __init__(self, bert: BertConfig | BertModel, num_labels: int, pooling: str = "cls"):
-        super().__init__()
-        _check_labels(num_labels)
-        if pooling not in ("cls", "mean"):
-            raise BertConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
-        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
-        self.config = self.bert.config
-        self.pooling = pooling
-        self.head = SequenceClassificationHead(self.config, num_labels)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        out = self.bert(input_ids, token_type_ids, attention_mask)
-        if self.pooling == "mean":
-            return self.head(mean_pool(out.last_hidden_state, attention_mask))  # (B, num_labels)
-        return self.head(out.pooled)  # (B, num_labels)
-
-
-class BertForTokenClassification(nn.Module):
-    """``BertModel`` + ``TokenClassificationHead``; forward returns logits (B, T, num_labels)."""
-
-    def __init__(self, bert: BertConfig | BertModel, num_labels: int):
-        super().__init__()
-        _check_labels(num_labels)
-        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
-        self.config = self.bert.config
-        self.head = TokenClassificationHead(self.config, num_labels)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
-
-
-class BertForQuestionAnswering(nn.Module):
-    """``BertModel`` + ``SpanHead``; forward returns (start_logits, end_logits), each (B, T)."""
-
-    def __init__(self, bert: BertConfig | BertModel):
-        super().__init__()
-        self.bert = bert if isinstance(bert, BertModel) else BertModel(bert)
-        self.config = self.bert.config
-        self.head = SpanHead(self.config)
-
-    def forward(
-        self, input_ids, token_type_ids=None, attention_mask=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
+    if not isinstance(input_ids, torch.Tensor):
+        raise BertInputError(
+            f"input_ids must be a torch.Tensor of token ids, got {type(input_ids).__name__}; "
+            f"wrap it with torch.tensor(...)."
+        )
+    if input_ids.dim() != 2:
+        hint = " (one sequence: add the batch dimension with input_ids.unsqueeze(0))"
+        raise BertInputError(
+            f"input_ids must be 2-D (batch, sequence), got shape {tuple(input_ids.shape)}"
+            + (hint if input_ids.dim() == 1 else "")
+            + "."
+        )
+    if input_ids.dtype.is_floating_point or input_ids.dtype == torch.bool:
+        raise BertInputError(
+            f"input_ids must hold integer token ids, got dtype {input_ids.dtype}; "
+            f"convert with input_ids.long()."
+        )
+    length = input_ids.size(1)
+    if length == 0:
+        raise BertInputError("input_ids has length 0: give at least one token ([CLS]).")
+    if length > config.max_position:
+        raise BertInputError(
+            f"sequence length {length} is longer than max_position={config.max_position}, the "
+            f"number of learned position embeddings: truncate the inputs to at most "
+            f"{config.max_position} tokens, or use a BertConfig with a larger max_position."
+        )
+    if device is not None and input_ids.device != device:
+        raise BertInputError(
+            f"input_ids are on {input_ids.device} but the model is on {device}: "
+            f"move them with .to({str(device)!r})."
+        )
+    for name, t in (("token_type_ids", token_type_ids), ("attention_mask", attention_mask)):
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor):
+            raise BertInputError(f"{name} must be a torch.Tensor, got {type(t).__name__}.")
+        if t.shape != input_ids.shape:
+            raise BertInputError(
+                f"{name} has shape {tuple(t.shape)} but input_ids has shape "
+                f"{tuple(input_ids.shape)}: they must match, one entry per token."
+            )
+        if t.device != input_ids.device:
+            raise BertInputError(
+                f"{name} is on {t.device} but input_ids is on {input_ids.device}; "
+                f"put them on the same device."
+            )
+    if bool(((input_ids < 0) | (input_ids >= config.vocab_size)).any()):
+        lo, hi = int(input_ids.min()), int(input_ids.max())
+        raise BertInputError(
+            f"input_ids must be in [0, vocab_size={config.vocab_size}), got values from {lo} to "
+            f"{hi}: encode with the tokenizer whose vocabulary matches the model, or use a "
+            f"BertConfig with vocab_size >= {hi + 1}."
+        )
+    if token_type_ids is not None:
+        if token_type_ids.dtype.is_floating_point:
+            raise BertInputError(
+                f"token_type_ids must be integers, got dtype {token_type_ids.dtype}."
+            )
+        if bool(((token_type_ids < 0) | (token_type_ids >= config.type_vocab)).any()):
+            hi = int(token_type_ids.max())
+            raise BertInputError(
+                f"token_type_ids must be in [0, type_vocab={config.type_vocab}) (0 = sentence A, "
+                f"1 = sentence B), got values up to {hi} (min {int(token_type_ids.min())}): "
+                f"use segment ids 0/1, or a BertConfig with type_vocab >= {hi + 1}."
+            )

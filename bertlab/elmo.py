@@ -30,12 +30,11 @@ with sentence padding predicts, and the perplexities are comparable.
 
 :meth:`BiLM.embed` returns, for every word, one vector per layer: ``(L + 1, B, T, 2H)``, the token
 layer (its embedding written twice, to match the width) and ``[forward; backward]`` states of each
-LSTM layer. :class:`ScalarMix` combines them as ELMo does,
-``gamma * sum_j softmax(s)_j h_j``. :func:`train_probe` fits a linear classifier on frozen vectors
-(one layer, or a learned scalar mix of all), the tool that asks what each layer knows.
+LSTM layer. ``bertlab.probe`` mixes them as ELMo does (``ScalarMix``) and fits linear probes
+on them, the tool that asks what each layer knows.
 
 :func:`load_or_train` trains a preset once on WikiText-2 with :class:`bertlab.train.Trainer` and
-caches it (safetensors + JSON) under ``$BERTLAB_CACHE/elmo``, behind a file lock.
+caches it (safetensors + JSON) through :func:`bertlab.checkpoint.cached`.
 """
 
 from __future__ import annotations
@@ -240,85 +239,38 @@ class BiLM(nn.Module):
 
 
 # --------------------------------------------------------------------------------------------------
-# Scalar mix and probes
+# Contextual vectors of chosen words
 # --------------------------------------------------------------------------------------------------
 
 
-class ScalarMix(nn.Module):
-    """ELMo's task-specific combination of layers: ``gamma * sum_j softmax(s)_j * h_j``."""
-
-    def __init__(self, n_layers: int):
-        super().__init__()
-        self.scalars = nn.Parameter(torch.zeros(n_layers))  # s: equal weights to start
-        self.gamma = nn.Parameter(torch.ones(()))
-
-    @property
-    def weights(self) -> torch.Tensor:
-        """The softmax-normalized layer weights: (n_layers,), summing to 1."""
-        return torch.softmax(self.scalars, 0)
-
-    def forward(self, layers: torch.Tensor) -> torch.Tensor:  # (n_layers, ..., D) -> (..., D)
-        if layers.shape[0] != len(self.scalars):
-            raise ValueError(f"expected {len(self.scalars)} layers, got {layers.shape[0]}.")
-        w = self.weights.view(-1, *([1] * (layers.dim() - 1)))
-        return self.gamma * (w * layers).sum(0)
-
-
-class Probe(nn.Module):
-    """A linear classifier on frozen features: one layer's (N, D), or a scalar mix of (L, N, D).
-
-    Features are standardized first (with the training set's mean and spread, kept in buffers)."""
-
-    def __init__(self, dim: int, n_classes: int, n_layers: int | None = None):
-        super().__init__()
-        self.mix = ScalarMix(n_layers) if n_layers else None
-        self.linear = nn.Linear(dim, n_classes)
-        self.register_buffer("mean", torch.zeros(dim))
-        self.register_buffer("std", torch.ones(dim))
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mix(x) if self.mix is not None else x  # (N, D)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear((self.features(x) - self.mean) / self.std)  # (N, n_classes)
-
-
-def train_probe(
-    features: torch.Tensor,
-    labels: torch.Tensor,
-    n_classes: int,
-    mix: bool = False,
-    steps: int = 100,
-    lr: float = 0.05,
-    weight_decay: float = 1e-4,
-    seed: int = 0,
-) -> Probe:
-    """Fit a :class:`Probe` by full-batch Adam on frozen ``features`` (N, D), or (L, N, D) with
-    ``mix=True`` (a learned :class:`ScalarMix` in front)."""
-    torch.manual_seed(seed)
-    features, labels = features.float(), torch.as_tensor(labels, dtype=torch.long)
-    if mix and features.dim() != 3:
-        raise ValueError("mix=True needs features of shape (layers, N, D).")
-    if features.shape[-2] != len(labels):
-        raise ValueError(f"{features.shape[-2]} feature rows but {len(labels)} labels.")
-    probe = Probe(features.shape[-1], n_classes, features.shape[0] if mix else None)
-    with torch.no_grad():
-        x = probe.features(features)
-        probe.mean.copy_(x.mean(0))
-        probe.std.copy_(x.std(0) + 1e-6)
-    opt = torch.optim.Adam(probe.parameters(), lr=lr, weight_decay=weight_decay)
-    for _ in range(steps):
-        opt.zero_grad()
-        nn.functional.cross_entropy(probe(features), labels).backward()
-        opt.step()
-    return probe.eval()
+@torch.no_grad()
+def word_vectors(
+    model: BiLM, sentences: Sequence[Sequence[str]], positions: Sequence[int], batch_size: int = 64
+) -> torch.Tensor:
+    """The unit-length vectors of one word per sentence, ``sentences[i][positions[i]]``, in every
+    layer: (L + 1, N, 2H). Cosine similarity between two occurrences is then a dot product."""
+    vecs = []
+    for i in range(0, len(sentences), batch_size):
+        out = model.embed(sentences[i : i + batch_size])  # (L + 1, B, T, 2H)
+        at = torch.tensor(positions[i : i + batch_size])  # (B,)
+        vecs.append(out[:, torch.arange(out.shape[1]), at])  # (L + 1, B, 2H)
+    v = torch.cat(vecs, 1)
+    return v / v.norm(dim=-1, keepdim=True)
 
 
 @torch.no_grad()
-def probe_accuracy(probe: Probe, features: torch.Tensor, labels) -> float:
-    """The fraction of ``labels`` the probe gets right."""
-    pred = probe(features.float()).argmax(-1)
-    return float((pred == torch.as_tensor(labels)).float().mean())
+def word_features(
+    model: BiLM, sentences: Sequence[Sequence[str]], batch_size: int = 64
+) -> torch.Tensor:
+    """Every word's vector in every layer, the sentences one after another: (L + 1, W, 2H) for
+    W words in all (for a token-level probe, e.g. part of speech). Long sentences are read in
+    pieces of ``max_len`` words."""
+    feats = []
+    for i in range(0, len(sentences), batch_size):
+        chunk = [list(s) for s in sentences[i : i + batch_size]]
+        out = model.embed(chunk, too_long="chunk")  # (L + 1, B, T, 2H)
+        feats += [out[:, b, : len(s)] for b, s in enumerate(chunk)]
+    return torch.cat(feats, 1)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from bertlab.bert import BertConfig, BertForPreTraining, BertModel
-from bertlab.train import CheckpointError  # one error type for every weights file bertlab reads
+from bertlab.checkpoint import CheckpointError  # one error type for every weights file
 
 __all__ = [
     "CheckpointError",
@@ -119,6 +119,12 @@ def config_from_hf(hf: dict, source: str = "config.json") -> BertConfig:
 
 def config_to_hf(config: BertConfig, architecture: str = "BertModel") -> dict:
     """The ``config.json`` dict Hugging Face's ``BertConfig`` reads for ``config``."""
+    if config.embedding_size is not None or config.share_layers:
+        raise CheckpointError(
+            f"this BertConfig uses ALBERT's options (embedding_size={config.embedding_size}, "
+            f"share_layers={config.share_layers}), which a Hugging Face BERT folder cannot hold: "
+            f"save it with bertlab.checkpoint.save_weights instead, or use a plain BERT config."
+        )
     hf = {"architectures": [architecture], "model_type": "bert"}
     hf.update({theirs: getattr(config, ours) for theirs, ours in _CONFIG_KEYS.items()})
     hf.update(hidden_act="gelu", position_embedding_type="absolute", is_decoder=config.causal)
@@ -431,6 +437,7 @@ def save_pretrained(model: BertModel | BertForPreTraining, path: str | Path) -> 
             f"save_pretrained takes a BertModel or BertForPreTraining, "
             f"got {type(model).__name__}{hint}."
         )
+    config = config_to_hf(bert.config, architecture)
     params = dict(model.named_parameters(remove_duplicate=False))
     names = {prefix + ours: prefix + theirs for ours, theirs in hf_key_map(bert.config).items()}
     if prefix:
@@ -441,7 +448,6 @@ def save_pretrained(model: BertModel | BertForPreTraining, path: str | Path) -> 
     }
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    config = config_to_hf(bert.config, architecture)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
     return folder

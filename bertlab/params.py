@@ -1,5 +1,8 @@
 """How many parameters does BERT have? Exact counts from the config, and the notes' estimate.
 
+ALBERT's two savings are counted too: a factorized embedding (``BertConfig.embedding_size``) and
+one layer shared by all (``share_layers``); ``BertConfig.albert_base()`` has 11,683,584.
+
 ``count(config)`` adds up every weight matrix, bias and LayerNorm of ``bertlab.bert.BertModel``
 (which has the same layout as Google's checkpoints and ``transformers.BertModel``) by formula, one
 entry per component, so the book can show where the 110M of BERT-base live. The result equals
@@ -40,27 +43,30 @@ PRESETS = ("tiny", "mini", "small", "medium", "base", "large")
 def count(config: BertConfig) -> dict[str, int]:
     """Exact parameter count of ``BertModel(config)``, per component.
 
-    Keys (``layer.*`` entries are for ONE encoder layer; ``layers`` is L times ``layer``):
+    Keys (``layer.*`` entries are for ONE encoder layer; ``layers`` is the distinct layers: L of
+    them, or one with ALBERT's ``share_layers``):
 
-    - ``token_embeddings`` V·H, ``position_embeddings`` P·H, ``segment_embeddings`` S·H,
-      ``embedding_layernorm`` 2H, ``embeddings`` (their sum);
+    - ``token_embeddings`` V·E, ``position_embeddings`` P·E, ``segment_embeddings`` S·E,
+      ``embedding_layernorm`` 2E, ``embedding_projection`` E·H + H (ALBERT's factorization;
+      0 for BERT, where E = H), ``embeddings`` (their sum);
     - ``layer.query.weight`` H², ``layer.query.bias`` H, the same for ``key``, ``value`` and the
       attention output projection ``attention_output``; ``layer.attention`` = 4H² + 4H (all four
       projections: note that the number of heads does not appear);
     - ``layer.attention_layernorm`` 2H;
     - ``layer.ffn_in.weight`` H·I, ``layer.ffn_in.bias`` I, ``layer.ffn_out.weight`` I·H,
       ``layer.ffn_out.bias`` H, ``layer.ffn`` (their sum);
-    - ``layer.output_layernorm`` 2H, ``layer`` (everything in one layer), ``layers`` (L·layer);
+    - ``layer.output_layernorm`` 2H, ``layer`` (everything in one layer), ``layers``;
     - ``pooler`` H² + H; ``total``.
     """
     V, H, L, I = config.vocab_size, config.hidden, config.layers, config.intermediate
-    P, S = config.max_position, config.type_vocab
+    P, S, E = config.max_position, config.type_vocab, config.embedding_width
     c: dict[str, int] = {}
-    c["token_embeddings"] = V * H
-    c["position_embeddings"] = P * H
-    c["segment_embeddings"] = S * H
-    c["embedding_layernorm"] = 2 * H
-    c["embeddings"] = V * H + P * H + S * H + 2 * H
+    c["token_embeddings"] = V * E
+    c["position_embeddings"] = P * E
+    c["segment_embeddings"] = S * E
+    c["embedding_layernorm"] = 2 * E
+    c["embedding_projection"] = E * H + H if config.embedding_size else 0
+    c["embeddings"] = V * E + P * E + S * E + 2 * E + c["embedding_projection"]
     for name in ("query", "key", "value", "attention_output"):
         c[f"layer.{name}.weight"] = H * H
         c[f"layer.{name}.bias"] = H
@@ -74,7 +80,7 @@ def count(config: BertConfig) -> dict[str, int]:
     c["layer.output_layernorm"] = 2 * H
     c["layer"] = c["layer.attention"] + c["layer.attention_layernorm"] + c["layer.ffn"]
     c["layer"] += c["layer.output_layernorm"]
-    c["layers"] = L * c["layer"]
+    c["layers"] = (1 if config.share_layers else L) * c["layer"]
     c["pooler"] = H * H + H
     c["total"] = c["embeddings"] + c["layers"] + c["pooler"]
     return c
@@ -84,13 +90,13 @@ def count_pretraining_heads(config: BertConfig) -> dict[str, int]:
     """Parameters that pre-training adds on top of ``BertModel`` (``BertForPreTraining``).
 
     The MLM decoder matrix is tied to the token embeddings, so it adds nothing; the MLM head adds
-    its transform (H² + H), its LayerNorm (2H) and an output bias per token (V); NSP adds a
-    Linear(H, 2).
+    its transform (H·E + E), its LayerNorm (2E) and an output bias per token (V); NSP adds a
+    Linear(H, 2). (E = H except with ALBERT's factorized embedding.)
     """
-    H, V = config.hidden, config.vocab_size
+    H, V, E = config.hidden, config.vocab_size, config.embedding_width
     c = {
-        "mlm.transform": H * H + H,
-        "mlm.layernorm": 2 * H,
+        "mlm.transform": H * E + E,
+        "mlm.layernorm": 2 * E,
         "mlm.decoder.weight": 0,
         "mlm.bias": V,
         "nsp": 2 * H + 2,

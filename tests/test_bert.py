@@ -13,12 +13,14 @@ from bertlab.bert import (
     BertConfig,
     BertConfigError,
     BertForPreTraining,
-    BertForQuestionAnswering,
-    BertForSequenceClassification,
-    BertForTokenClassification,
     BertInputError,
     BertModel,
     MLMHead,
+)
+from bertlab.finetune import (
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
 )
 
 SMALL = dict(vocab_size=97, hidden=32, layers=2, heads=4, intermediate=64, max_position=24)
@@ -336,3 +338,56 @@ def test_sequence_classification_mean_pooling_ignores_padding():
     torch.testing.assert_close(padded, unpadded, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean'"):
         BertForSequenceClassification(BertConfig.tiny(), 2, pooling="max")
+
+
+# -- ALBERT's options and the input checks on their own --------------------------------------
+
+
+def test_factorized_embedding_and_shared_layers():
+    cfg = BertConfig(**(SMALL | dict(embedding_size=8, share_layers=True)))
+    torch.manual_seed(0)
+    model = BertForPreTraining(cfg).eval()
+    bert = model.bert
+    assert len(bert.layers) == 1 and len(bert.stack()) == 2
+    assert all(layer is bert.layers[0] for layer in bert.stack())
+    assert bert.embeddings.token.weight.shape == (97, 8)
+    assert bert.embeddings.project.weight.shape == (32, 8)  # E -> H
+    assert model.mlm.decoder.weight is bert.embeddings.token.weight  # tied at width E
+    ids, types, mask = batch()
+    out = model(ids, types, mask, output_hidden_states=True)
+    assert out.mlm_logits.shape == (3, 16, 97)
+    assert len(out.encoder.hidden_states) == 3  # the embeddings + the shared layer, twice
+    out.mlm_logits.sum().backward()
+    assert bert.layers[0].ffn_in.weight.grad is not None
+    with pytest.raises(BertConfigError, match="embedding_size must be a positive integer"):
+        BertConfig(**(SMALL | dict(embedding_size=0)))
+
+
+def test_plain_bert_has_no_projection_and_distinct_layers():
+    model = small_model()
+    assert model.embeddings.project is None
+    assert len(model.layers) == 2 and model.stack()[0] is not model.stack()[1]
+
+
+def test_check_inputs_is_a_function_of_the_config():
+    from bertlab.bert import check_inputs
+
+    cfg = BertConfig(**SMALL)
+    check_inputs(cfg, torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(BertInputError, match="longer than max_position=24"):
+        check_inputs(cfg, torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_unchecked_model_with_padding_gives_the_same_output():
+    model = small_model()
+    ids, types, mask = batch()
+    with torch.no_grad():
+        checked = model(ids, types, mask).last_hidden_state
+        model.check_inputs = False
+        unchecked = model(ids, types, mask).last_hidden_state
+        full = model(ids, types, torch.ones_like(mask)).last_hidden_state
+        model.check_inputs = True
+        none = model(ids, types).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(checked[real], unchecked[real], atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(full, none, atol=1e-6, rtol=1e-6)

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from bertlab import elmo
-from bertlab.elmo import BiLM, BiLMConfig, ScalarMix, build_vocab, probe_accuracy, train_probe
+from bertlab.elmo import BiLM, BiLMConfig, build_vocab
+from bertlab.probe import ScalarMix, probe_accuracy, train_probe
 
 WORDS = "the cat sat on a mat dog ran to park . big small red".split()
 CORPUS = [WORDS[i : i + 6] for i in range(0, len(WORDS) - 5)] * 3

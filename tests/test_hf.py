@@ -283,8 +283,14 @@ def test_missing_files(tmp_path):
 
 
 def test_save_refuses_other_models(tmp_path):
-    from bertlab.bert import BertForSequenceClassification
+    from bertlab.finetune import BertForSequenceClassification
 
     model = BertForSequenceClassification(BertConfig(**SMALL), num_labels=2)
     with pytest.raises(TypeError, match=r"save_pretrained\(model\.bert, path\)"):
         save_pretrained(model, tmp_path)
+
+
+def test_albert_options_cannot_be_saved_as_bert(tmp_path):
+    model = BertModel(BertConfig.tiny(vocab_size=50, embedding_size=16, share_layers=True))
+    with pytest.raises(CheckpointError, match="ALBERT's options.*save_weights"):
+        save_pretrained(model, tmp_path / "albert")

