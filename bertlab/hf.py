@@ -44,6 +44,7 @@ __all__ = [
     "load_pretrained",
     "load_pretraining",
     "save_pretrained",
+    "save_tokenizer",
     "minilm_path",
     "load_minilm",
 ]
@@ -450,6 +451,24 @@ def save_pretrained(model: BertModel | BertForPreTraining, path: str | Path) -> 
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
+def save_tokenizer(tokenizer, path: str | Path, model_max_length: int = 512) -> Path:
+    """Write a ``bertlab.wordpiece.WordPieceTokenizer`` beside the weights (``vocab.txt``,
+    ``tokenizer_config.json``, ``special_tokens_map.json``), so ``transformers.AutoTokenizer``
+    and ``pipeline(..., model=path)`` load the same tokenizer."""
+    folder = Path(path)
+    folder.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_vocab(folder / "vocab.txt")
+    c = tokenizer.config
+    specials = {"unk_token": c.unk_token, "sep_token": c.sep_token, "pad_token": c.pad_token,
+                "cls_token": c.cls_token, "mask_token": c.mask_token}  # fmt: skip
+    config = {"tokenizer_class": "BertTokenizer", "do_lower_case": c.lowercase,
+              "strip_accents": c.strip_accents, "tokenize_chinese_chars": c.tokenize_cjk,
+              "model_max_length": model_max_length, **specials}  # fmt: skip
+    (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    (folder / "special_tokens_map.json").write_text(json.dumps(specials, indent=2) + "\n")
     return folder
 
 
