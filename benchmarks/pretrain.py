@@ -45,10 +45,15 @@ def batch(seed: int = 0) -> dict:
     types[:, 64:] = 1
     special = (ids == 2) | (ids == 3)
     masked, labels = mask_tokens(ids, special, mask_id=4, vocab_size=V, generator=g)
-    return {"input_ids": masked, "token_type_ids": types,
-            "attention_mask": torch.ones_like(ids), "labels": labels,
-            "nsp_labels": torch.randint(0, 2, (B,), generator=g),
-            "predicted": int((labels != -100).sum()), "rows": B}  # fmt: skip
+    return {
+        "input_ids": masked,
+        "token_type_ids": types,
+        "attention_mask": torch.ones_like(ids),
+        "labels": labels,
+        "nsp_labels": torch.randint(0, 2, (B,), generator=g),
+        "predicted": int((labels != -100).sum()),
+        "rows": B,
+    }
 
 
 def peak_flops(threads: int, n: int = 2048, repeat: int = 7) -> float:
@@ -100,15 +105,24 @@ def reference_step(b):
 
     torch.manual_seed(0)
     config = transformers.BertConfig(
-        vocab_size=V, hidden_size=H, num_hidden_layers=L, num_attention_heads=A,
-        intermediate_size=I, max_position_embeddings=T, attn_implementation="sdpa",
-    )  # fmt: skip
+        vocab_size=V,
+        hidden_size=H,
+        num_hidden_layers=L,
+        num_attention_heads=A,
+        intermediate_size=I,
+        max_position_embeddings=T,
+        attn_implementation="sdpa",
+    )
     model = transformers.BertForPreTraining(config).train()
     assert model.config._attn_implementation == "sdpa"
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.01)
-    kwargs = dict(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
-                  attention_mask=b["attention_mask"], labels=b["labels"],
-                  next_sentence_label=b["nsp_labels"])  # fmt: skip
+    kwargs = dict(
+        input_ids=b["input_ids"],
+        token_type_ids=b["token_type_ids"],
+        attention_mask=b["attention_mask"],
+        labels=b["labels"],
+        next_sentence_label=b["nsp_labels"],
+    )
 
     def step():
         model(**kwargs).loss.backward()
@@ -125,8 +139,16 @@ def check_same_loss(b) -> None:
     from bertlab import hf
 
     torch.manual_seed(0)
-    config = BertConfig(vocab_size=V, hidden=H, layers=L, heads=A, intermediate=I,
-                        max_position=T, dropout=0.0, attention_dropout=0.0)  # fmt: skip
+    config = BertConfig(
+        vocab_size=V,
+        hidden=H,
+        layers=L,
+        heads=A,
+        intermediate=I,
+        max_position=T,
+        dropout=0.0,
+        attention_dropout=0.0,
+    )
     ours = BertForPreTraining(config).eval()
     import tempfile
 
@@ -135,8 +157,11 @@ def check_same_loss(b) -> None:
         theirs = transformers.BertForPreTraining.from_pretrained(folder).eval()
     with torch.no_grad():
         mine = pretraining_loss(ours, b)
-        out = theirs(input_ids=b["input_ids"], token_type_ids=b["token_type_ids"],
-                     attention_mask=b["attention_mask"])  # fmt: skip
+        out = theirs(
+            input_ids=b["input_ids"],
+            token_type_ids=b["token_type_ids"],
+            attention_mask=b["attention_mask"],
+        )
         mlm = F.cross_entropy(out.prediction_logits.view(-1, V), b["labels"].view(-1))
         nsp = F.cross_entropy(out.seq_relationship_logits, b["nsp_labels"])
     assert abs(float(mine["mlm_loss"]) - float(mlm)) < 1e-4, (mine["mlm_loss"], mlm)
@@ -157,9 +182,11 @@ def main() -> None:
     theirs = time_steps(reference_step(b), args.steps, args.warmup)
     tokens = B * T
     mfu = useful_flops(b["predicted"]) / ours / peak
-    print(f"pretrain: bertlab {tokens / ours:,.0f} tok/s, reference {tokens / theirs:,.0f} tok/s, "
-          f"ratio {theirs / ours:.2f}, MFU {100 * mfu:.0f}% "
-          f"(peak {peak / 1e9:.0f} GFLOP/s fp32, {ours * 1e3:.0f} vs {theirs * 1e3:.0f} ms/step)")
+    print(
+        f"pretrain: bertlab {tokens / ours:,.0f} tok/s, reference {tokens / theirs:,.0f} tok/s, "
+        f"ratio {theirs / ours:.2f}, MFU {100 * mfu:.0f}% "
+        f"(peak {peak / 1e9:.0f} GFLOP/s fp32, {ours * 1e3:.0f} vs {theirs * 1e3:.0f} ms/step)"
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Every static embedding in the book (GloVe, skip-gram, CBOW, ELMo's token layer) 
   nearest to ``king - man + woman`` (3CosAdd, on unit vectors, leaving the three inputs out);
 - :func:`evaluate_similarity`: Spearman's rank correlation between the cosine similarities and
   human similarity scores on a word-pair list (WS-353, SimLex-999, MEN, RW, ...);
-- :func:`evaluate_analogy`: accuracy on Google's 19,544 analogy questions, per section.
+- :func:`evaluate_analogy`: accuracy on Google's 19,544 analogy questions, per section;
+- :func:`evaluate_all`: both at once, as one row of the chapters' tables (scores and coverage).
 
 Both evaluations follow gensim's definitions (``KeyedVectors.evaluate_word_pairs`` and
 ``evaluate_word_analogies``), so numbers are comparable: lookups are case-insensitive, taking the
@@ -340,11 +341,8 @@ def evaluate_analogy(
     canonical = np.array([lookup[fold(w)] for w in emb.words[:n]])  # (n,) row -> its casing's row
 
     result = AnalogyResult(semantic_sections=tuple(SEMANTIC_ANALOGY_SECTIONS))
-    rows, section_of, banned = (
-        [],
-        [],
-        [],
-    )  # per covered question: (a, b, c, d) rows, section, exclusions
+    # per covered question: its (a, b, c, d) rows, its section, the rows to leave out
+    rows, section_of, banned = [], [], []
     for s, (section, items) in enumerate(questions.items()):
         result.sections[section] = SectionScore(total=len(items))
         for quad in items:
@@ -373,3 +371,57 @@ def evaluate_analogy(
             result.sections[section].covered = int(covered[s])
             result.sections[section].correct = int(right[s])
     return result
+
+
+# --------------------------------------------------------------------------------------------------
+# Every yardstick at once: the chapters' evaluation tables
+# --------------------------------------------------------------------------------------------------
+
+# table label -> similarity list (an alias of bertlab.data.SIMILARITY_SETS)
+SIMILARITY_LABELS = {
+    "WS-353": "ws353",
+    "WS-353 sim": "ws353-sim",
+    "WS-353 rel": "ws353-rel",
+    "SimLex-999": "simlex999",
+    "MEN": "men",
+    "RW": "rw",
+}
+# table label -> part of the analogy test (an AnalogyResult property)
+ANALOGY_PARTS = {"analogy": "total", "semantic": "semantic", "syntactic": "syntactic"}
+
+
+def evaluate_all(
+    emb: Embeddings,
+    similarity_sets: dict[str, str | Sequence[tuple[str, str, float]]] | None = None,
+    analogy_parts: dict[str, str] | None = None,
+    restrict_vocab: int = 30_000,
+    questions: dict[str, list[tuple[str, str, str, str]]] | None = None,
+) -> tuple[dict[str, float], dict[str, float]]:
+    """One row of an evaluation table: ``(scores, coverage)``, two dicts keyed by the same labels.
+
+    ``similarity_sets`` maps a label to a similarity list (default :data:`SIMILARITY_LABELS`:
+    WS-353 and its two halves, SimLex-999, MEN, RW); its score is Spearman's rho over all of
+    ``emb``'s words (:func:`evaluate_similarity`; a list of ``(word1, word2, score)`` works too).
+    ``analogy_parts`` maps a label to ``"total"``, ``"semantic"`` or ``"syntactic"`` (default
+    :data:`ANALOGY_PARTS`, all three); its score is the accuracy on the analogy ``questions``
+    (default: Google's) among the ``restrict_vocab`` most frequent words (:func:`evaluate_analogy`,
+    run once for all parts; ``{}`` skips it). ``coverage`` is the share of pairs or questions that
+    could be asked, between 0 and 1.
+    """
+    similarity_sets = SIMILARITY_LABELS if similarity_sets is None else similarity_sets
+    analogy_parts = ANALOGY_PARTS if analogy_parts is None else analogy_parts
+    bad = sorted(set(analogy_parts.values()) - {"total", "semantic", "syntactic"})
+    if bad:
+        raise ValueError(
+            f"unknown analogy part(s) {bad}; choose from 'total', 'semantic' and 'syntactic'."
+        )
+    scores, coverage = {}, {}
+    for label, name in similarity_sets.items():
+        result = evaluate_similarity(emb, name)
+        scores[label], coverage[label] = result.rho, result.coverage
+    if analogy_parts:
+        analogy = evaluate_analogy(emb, restrict_vocab=restrict_vocab, questions=questions)
+        for label, part in analogy_parts.items():
+            section = getattr(analogy, part)  # a SectionScore
+            scores[label], coverage[label] = section.accuracy, section.coverage
+    return scores, coverage

@@ -7,6 +7,7 @@ Two steps, each a function here:
    result ``X`` is a sparse ``(V, V)`` matrix, symmetric for a symmetric window. It is built with
    array operations only: for each offset ``d`` the pairs ``(ids[:-d], ids[d:])`` that lie in one
    sentence, summed by ``scipy.sparse`` (duplicates add up when converting to CSR).
+   :func:`probability_ratios` reads the paper's motivating table off it.
 
 2. :func:`fit` finds word vectors ``w_i``, context vectors ``w~_j`` and biases ``b_i``, ``b~_j``
    minimising the weighted least-squares objective over the nonzero entries of ``X``:
@@ -118,6 +119,44 @@ def weighting(x, x_max: float = 100.0, alpha: float = 0.75):
     if isinstance(x, torch.Tensor):
         return (x / x_max).pow(alpha).clamp(max=1.0)
     return np.minimum(1.0, (np.asarray(x, dtype=np.float64) / x_max) ** alpha)
+
+
+def probability_ratios(
+    X: sp.spmatrix, vocab: Vocab, i: str, j: str, probes: Sequence[str]
+) -> list[dict[str, str | int | float]]:
+    """The paper's table of co-occurrence probability ratios (its Table 1), from ``X``.
+
+    For each probe word ``k``: its count in the corpus, ``X[i, k]`` and ``X[j, k]``, the
+    conditional probabilities ``P(k | i) = X_ik / X_i`` (with ``X_i = sum_k X_ik``, the row sum)
+    and ``P(k | j)``, and their ratio ``P(k | i) / P(k | j)``: ``inf`` when only ``P(k | j)`` is
+    0, NaN when both are (0/0). One dict per probe, keyed by column name (``"k"``,
+    ``"count(k)"``, ``"X[ice, k]"``, ``"P(k|ice)"``, ..., ``"P(k|ice) / P(k|steam)"`` for
+    ``i="ice"``, ``j="steam"``), ready for ``pandas.DataFrame(rows)``.
+    """
+    missing = [w for w in (i, j, *probes) if w not in vocab]
+    if missing:
+        raise ValueError(
+            f"{missing} not in the vocabulary of {len(vocab):,} words; pick words seen at "
+            "least min_count times."
+        )
+    row_total = np.asarray(X.sum(axis=1)).ravel()  # (V,) X_i = sum_k X_ik
+    rows = []
+    for k in probes:
+        x_i, x_j = X[vocab[i], vocab[k]], X[vocab[j], vocab[k]]
+        p_i, p_j = x_i / row_total[vocab[i]], x_j / row_total[vocab[j]]  # P(k | i), P(k | j)
+        ratio = p_i / p_j if p_j > 0 else (np.inf if p_i > 0 else np.nan)
+        rows.append(
+            {
+                "k": k,
+                "count(k)": int(vocab.counts[vocab[k]]),
+                f"X[{i}, k]": float(x_i),
+                f"X[{j}, k]": float(x_j),
+                f"P(k|{i})": float(p_i),
+                f"P(k|{j})": float(p_j),
+                f"P(k|{i}) / P(k|{j})": float(ratio),
+            }
+        )
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------

@@ -204,6 +204,50 @@ def hs_log_probs(h, W_out, tree: HuffmanTree):
     return (terms * mask).sum(1)
 
 
+def time_output_layers(
+    vocab_size: int,
+    batch_size: int = 1024,
+    dim: int = 100,
+    negative: int = 5,
+    repeat: int = 5,
+    seed: int = 0,
+    threads: int | None = 1,
+) -> dict[str, float]:
+    """Seconds for one gradient computation of each of two output layers on the same batch:
+    ``{"softmax": ..., "negative": ...}``, the best of ``repeat`` runs each.
+
+    The batch is random: ``batch_size`` input vectors ``h`` (B, D), a ``W'`` of (V, D) and a
+    target word per row. The full softmax scores all ``vocab_size`` words
+    (:func:`softmax_grads`); negative sampling gathers the target's and ``negative`` noise rows
+    of ``W'`` and scores only those (:func:`logistic_grads`). ``threads``: torch threads while
+    timing (None: leave torch's setting).
+    """
+    if min(vocab_size, batch_size, dim, negative, repeat) < 1:
+        raise ValueError("vocab_size, batch_size, dim, negative and repeat must all be >= 1.")
+    B, V, K = batch_size, vocab_size, 1 + negative
+    gen = torch.Generator().manual_seed(seed)
+    h = torch.randn(B, dim, generator=gen) * 0.1  # (B, D)
+    W_out = torch.randn(V, dim, generator=gen) * 0.1  # (V, D)
+    target = torch.randint(0, V, (B,), generator=gen)  # (B,)
+    out_ids = torch.randint(0, V, (B, K), generator=gen)  # (B, K): the true word + negatives
+    labels = torch.zeros(B, K)
+    labels[:, 0] = 1
+
+    def best_of(fn) -> float:
+        times = []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    with torch_threads(threads):
+        return {
+            "softmax": best_of(lambda: softmax_grads(h, W_out, target)),
+            "negative": best_of(lambda: logistic_grads(h, W_out[out_ids], labels)),
+        }
+
+
 # --------------------------------------------------------------------------------------------------
 # Training pairs, vectorized over the corpus
 # --------------------------------------------------------------------------------------------------

@@ -11,7 +11,10 @@ import pytest
 from scipy.stats import spearmanr
 
 from bertlab.embeddings import (
+    ANALOGY_PARTS,
+    SIMILARITY_LABELS,
     Embeddings,
+    evaluate_all,
     evaluate_analogy,
     evaluate_similarity,
     rank,
@@ -88,6 +91,49 @@ def test_nothing_covered_reports_coverage_zero_without_warnings(royals):
         assert res.n_covered == 0 and res.coverage == 0.0 and math.isnan(res.rho)
         ana = evaluate_analogy(royals, questions={"family": [("boy", "girl", "man", "woman")]})
         assert ana.coverage == 0.0 and ana.total.covered == 0 and math.isnan(ana.accuracy)
+
+
+def test_evaluate_all_gives_one_table_row_with_coverage(royals):
+    pairs = [("man", "woman", 1.0), ("king", "queen", 5.0), ("apple", "pear", 9.0),
+             ("man", "unicorn", 3.0)]  # fmt: skip
+    questions = {
+        "family": [("man", "king", "woman", "queen"), ("man", "woman", "king", "queen")],
+        "gram1-toy": [("apple", "pear", "man", "unicorn")],  # never covered
+    }
+    parts = {"all": "total", "sem": "semantic", "syn": "syntactic"}
+    scores, coverage = evaluate_all(
+        royals, {"toy": pairs, "toy again": pairs[:2]}, parts, questions=questions
+    )
+    assert list(scores) == list(coverage) == ["toy", "toy again", "all", "sem", "syn"]
+    assert scores["toy"] == evaluate_similarity(royals, pairs).rho == pytest.approx(1.0)
+    assert coverage["toy"] == 0.75 and coverage["toy again"] == 1.0
+    assert scores["all"] == scores["sem"] == 1.0 and math.isnan(scores["syn"])  # 2 of 2 right
+    assert coverage["all"] == pytest.approx(2 / 3) and (coverage["sem"], coverage["syn"]) == (1, 0)
+    only, _ = evaluate_all(royals, {"toy": pairs}, analogy_parts={})  # no analogy test at all
+    assert list(only) == ["toy"]
+    with pytest.raises(ValueError, match=r"unknown analogy part\(s\) \['all'\]"):
+        evaluate_all(royals, {}, {"x": "all"}, questions=questions)
+
+
+def test_evaluate_all_defaults_match_the_single_evaluations(data_mirror):
+    from bertlab.data import read_similarity
+
+    words = sorted({w for p in read_similarity("ws353") for w in p[:2]})
+    rng = np.random.default_rng(0)
+    emb = Embeddings(rng.normal(size=(len(words), 8)).astype(np.float32), words)
+    scores, coverage = evaluate_all(emb)
+    assert list(scores) == [*SIMILARITY_LABELS, *ANALOGY_PARTS]
+    for label, name in SIMILARITY_LABELS.items():
+        res = evaluate_similarity(emb, name)
+        np.testing.assert_equal([scores[label], coverage[label]], [res.rho, res.coverage])
+    assert coverage["WS-353"] == 1.0 and coverage["RW"] == 0.0  # no rare words among them
+    analogy = evaluate_analogy(emb, restrict_vocab=30_000)
+    assert 0 < coverage["analogy"] < 1  # some questions have all four words among ws353's
+    for label, part in ANALOGY_PARTS.items():
+        section = getattr(analogy, part)  # NaN accuracies compare equal in assert_equal
+        np.testing.assert_equal(
+            [scores[label], coverage[label]], [section.accuracy, section.coverage]
+        )
 
 
 def test_save_loads_in_gensim_and_back(tmp_path, royals):

@@ -3,10 +3,12 @@ and training on a tiny corpus with planted structure."""
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import torch
 
 from bertlab import glove
@@ -46,6 +48,30 @@ def test_weighting_function():
     x = np.array([1.0, 50.0, 100.0, 1000.0])
     assert np.allclose(glove.weighting(x), [0.01**0.75, 0.5**0.75, 1.0, 1.0])
     assert torch.allclose(glove.weighting(torch.tensor(x)), torch.tensor(glove.weighting(x)))
+
+
+def test_probability_ratios_by_hand():
+    words = ["ice", "steam", "solid", "gas", "water", "fashion"]
+    vocab = Vocab(words, [10, 8, 5, 4, 9, 2])
+    X = sp.lil_matrix((6, 6))
+    for a, b, x in [("ice", "solid", 2), ("ice", "water", 3), ("steam", "gas", 4),
+                    ("steam", "water", 2)]:  # fmt: skip
+        X[words.index(a), words.index(b)] = X[words.index(b), words.index(a)] = x
+    probes = ["solid", "gas", "water", "fashion"]
+    rows = glove.probability_ratios(X.tocsr(), vocab, "ice", "steam", probes)
+    assert [r["k"] for r in rows] == probes
+    assert list(rows[0]) == ["k", "count(k)", "X[ice, k]", "X[steam, k]", "P(k|ice)",
+                             "P(k|steam)", "P(k|ice) / P(k|steam)"]  # fmt: skip
+    solid, gas, water, fashion = rows
+    assert solid["count(k)"] == 5 and (solid["X[ice, k]"], solid["X[steam, k]"]) == (2, 0)
+    # row sums: X_ice = 2 + 3 = 5, X_steam = 4 + 2 = 6
+    assert solid["P(k|ice)"] == pytest.approx(2 / 5) and solid["P(k|steam)"] == 0
+    assert solid["P(k|ice) / P(k|steam)"] == math.inf  # only near ice
+    assert gas["P(k|ice) / P(k|steam)"] == 0.0  # only near steam
+    assert water["P(k|ice) / P(k|steam)"] == pytest.approx((3 / 5) / (2 / 6))  # near both
+    assert math.isnan(fashion["P(k|ice) / P(k|steam)"])  # near neither: 0 / 0
+    with pytest.raises(ValueError, match=r"\['plasma'\] not in the vocabulary of 6 words"):
+        glove.probability_ratios(X.tocsr(), vocab, "ice", "steam", ["water", "plasma"])
 
 
 def random_batch(V=7, nnz=20, seed=0):

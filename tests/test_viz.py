@@ -10,6 +10,7 @@ import json
 import re
 import shutil
 import subprocess
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -182,12 +183,23 @@ def test_param_counter_starts_at_the_exact_count():
     assert viz.param_counter().data == html  # a stable element id
 
 
+def test_param_counter_inlines_its_javascript_file():
+    js = Path(viz.params.__file__).with_name("params.js").read_text(encoding="utf-8")
+    html = viz.param_counter(layers=6, hidden=384, heads=12).data
+    assert js in html and "function bertlabCount(V, H, L, A)" in js
+    uid = re.search(r'<div id="(bertlab-params-[0-9a-f]+)"', html).group(1)
+    assert f'bertlabCounter(document.getElementById("{uid}"));' in html
+
+
+COUNTER_JS = Path(viz.params.__file__).with_name("params.js")
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the JavaScript")
 def test_param_counter_javascript_matches_params_count():
     configs = [(30522, 768, 12, 12), (30522, 1024, 24, 16), (30000, 128, 2, 2), (8000, 384, 6, 3)]
     call = f"console.log(JSON.stringify({json.dumps(configs)}.map(c => bertlabCount(...c))));"
     out = subprocess.run(
-        ["node", "-e", viz._PARAM_COUNT_JS + call],
+        ["node", "-e", COUNTER_JS.read_text(encoding="utf-8") + call],
         capture_output=True,
         text=True,
         check=True,
@@ -203,7 +215,8 @@ def test_param_counter_javascript_matches_params_count():
             [
                 "node",
                 "-e",
-                viz._PARAM_COUNT_JS + "console.log(JSON.stringify([1, 5, 12, 768]"
+                COUNTER_JS.read_text(encoding="utf-8")
+                + "console.log(JSON.stringify([1, 5, 12, 768]"
                 ".map(A => bertlabCount(30522, 768, 12, A))));",
             ],
             capture_output=True,
@@ -273,3 +286,93 @@ def test_model_view_width_fits_a_book_page(pair):
     assert "const DIV_WIDTH = 660;" in html and "const DIV_WIDTH = 970;" not in html
     with pytest.raises(ValueError, match="only the model view takes a width"):
         viz.bertviz_html(pair, kind="head", width=660)
+
+
+# ---- what the heads do, measured (chapter 7) ----------------------------------------------------
+
+CLS, SEP, A_, B_ = 1, 2, 7, 8
+
+
+@pytest.fixture()
+def toy_batch():
+    """Two sequences, [CLS] a b a [SEP] and [CLS] b [SEP] [PAD] [PAD], and four heads of one
+    layer: previous token, [CLS], uniform over the real tokens, the same word elsewhere."""
+    ids = torch.tensor([[CLS, A_, B_, A_, SEP], [CLS, B_, SEP, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 0, 0]])
+    att = torch.zeros(2, 1, 4, 5, 5)  # (N, L, A, T, T)
+    for n in range(2):
+        real = int(mask[n].sum())
+        for i in range(5):
+            att[n, 0, 0, i, max(i - 1, 0)] = 1.0
+            att[n, 0, 1, i, 0] = 1.0
+            att[n, 0, 2, i, :real] = 1.0 / real
+            others = [j for j in range(real) if j != i and ids[n, j] == ids[n, i]]
+            att[n, 0, 3, i, others[0] if others else i] = 1.0
+    return att, ids, mask
+
+
+def test_head_habits_scores_hand_made_heads(toy_batch):
+    att, ids, mask = toy_batch
+    scores, uniform = viz.head_habits(att.unbind(1), ids, mask, CLS, SEP)
+    assert list(scores) == [
+        "[CLS]", "[SEP]", "previous token", "next token", "itself", "same word elsewhere"
+    ]  # fmt: skip
+    assert all(s.shape == (1, 4) for s in scores.values())
+    # the queries: a, b, a in the first sequence and b in the second (never [CLS], [SEP], [PAD])
+    cls_share = (3 * (1 / 5) + 1 * (1 / 3)) / 4
+    assert uniform["[CLS]"] == pytest.approx(cls_share)
+    assert uniform["previous token"] == pytest.approx(cls_share)
+    assert uniform["same word elsewhere"] == pytest.approx(1 / 5)  # only the two a's count
+    # two of the four queries stand right after [CLS]: there the two habits coincide
+    torch.testing.assert_close(scores["previous token"][0], torch.tensor([1.0, 0.5, cls_share, 0]))
+    torch.testing.assert_close(scores["[CLS]"][0], torch.tensor([0.5, 1.0, cls_share, 0]))
+    assert scores["[SEP]"][0, 2] == pytest.approx(uniform["[SEP]"])  # the uniform head
+    assert scores["same word elsewhere"][0].tolist() == [0.0, 0.0, pytest.approx(0.2), 1.0]
+    assert scores["itself"][0, 3] == pytest.approx(2 / 4)  # the two b's have no other b
+    stacked, _ = viz.head_habits(att, ids, mask, CLS, SEP)  # one (N, L, A, T, T) tensor
+    torch.testing.assert_close(stacked["[CLS]"], scores["[CLS]"])
+    top = viz.top_heads(scores, k=2)
+    assert top["previous token"] == [(0, 0), (0, 1)] and top["[CLS]"][0] == (0, 1)
+
+
+def test_layer_similarity_on_hand_made_hidden_states(toy_batch):
+    _, ids, mask = toy_batch
+    by_position = torch.eye(5).expand(2, 5, 5)  # (N, T, H): every position its own direction
+    by_word = torch.nn.functional.one_hot(ids, 10).float()  # the same vector for the same word
+    same = viz.position_similarity(by_position, by_position, ids, mask)
+    assert same == {
+        "same position": 1.0,
+        "same word, other position": 0.0,
+        "other words": 0.0,
+        "most similar is itself": 1.0,
+    }
+    words = viz.position_similarity(by_word, by_word, ids, mask)
+    assert words["same word, other position"] == pytest.approx(1.0)
+    assert words["other words"] == pytest.approx(0.0)
+    # the second "a" finds the first one first (a tie): 7 of the 8 real positions find themselves
+    assert words["most similar is itself"] == pytest.approx(7 / 8)
+    shifted = by_position.roll(1, dims=1)  # upper position i holds lower position i - 1
+    cross = viz.cross_cosine(by_position, shifted)  # (N, T, T): upper i vs lower j
+    assert cross.shape == (2, 5, 5) and cross[0].argmax(-1).tolist() == [4, 0, 1, 2, 3]
+    table = viz.layer_similarity((by_position, by_position, by_position), ids, mask)
+    assert list(table) == ["layer 0 -> 1", "layer 1 -> 2", "embeddings -> layer 2"]
+    assert table["embeddings -> layer 2"] == same
+
+
+# ---- position tables (chapter 8) ----------------------------------------------------------------
+
+
+def test_position_table_measures_on_tables_with_known_answers():
+    torch.manual_seed(0)
+    table = torch.randn(50, 8, dtype=torch.float64)
+    rotation, _ = torch.linalg.qr(torch.randn(8, 8, dtype=torch.float64))
+    assert viz.best_fit_r2(table, 3.0 * table @ rotation + 1.0) == pytest.approx(1.0)
+    noise = torch.randn(50, 8, dtype=torch.float64)
+    assert viz.best_fit_r2(noise, table) < 0.4  # a random table explains little
+    assert viz.table_correlation(table, 2 * table + 5) == pytest.approx(1.0)
+    assert viz.table_correlation(table, -table) == pytest.approx(-1.0)
+    rank_two = torch.randn(50, 2, dtype=torch.float64) @ torch.randn(2, 8, dtype=torch.float64)
+    assert viz.components_for(rank_two, share=0.999) <= 2 and viz.components_for(table) > 2
+    cos = viz.cosine_matrix(table)
+    assert cos.shape == (50, 50)
+    torch.testing.assert_close(cos.diagonal(), torch.ones(50, dtype=torch.float64))

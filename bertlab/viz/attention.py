@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from IPython.display import HTML
 
+
 class AttentionData:
     """What bertviz draws: one ``(1, A, T, T)`` tensor per layer, the T tokens, where B starts.
 
@@ -355,7 +356,8 @@ def head_habits(attentions, input_ids, attention_mask, cls_id: int, sep_id: int)
     att = attentions if torch.is_tensor(attentions) else torch.stack(tuple(attentions), dim=1)
     real = attention_mask.bool()  # (N, T)
     scores, uniform = {}, {}
-    for pattern, (keys, queries) in habit_targets(input_ids, attention_mask, cls_id, sep_id).items():
+    targets = habit_targets(input_ids, attention_mask, cls_id, sep_id)
+    for pattern, (keys, queries) in targets.items():
         mass = (att * keys[:, None, None]).sum(-1)  # (N, L, A, T): mass on the keys, per query
         q = queries[:, None, None, :].float()  # (N, 1, 1, T)
         scores[pattern] = ((mass * q).sum((0, 3)) / q.sum((0, 3))).cpu()  # (L, A)

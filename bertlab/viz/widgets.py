@@ -78,6 +78,22 @@ def _control(kind: str, labels: Sequence, value: int, description: str, width: s
     return cls(options=options, value=value, layout=widgets.Layout(width=width), **extra)
 
 
+def _grid(items: list, n: int) -> tuple[list[list], dict[tuple[int, ...], Any]]:
+    """The labels along each of ``n`` axes, and the page at each tuple of label indices."""
+    if n == 1:  # labels may repeat: pages are chosen by position
+        return [[key for key, _ in items]], {(i,): page for i, (_, page) in enumerate(items)}
+    if any(not isinstance(key, tuple) or len(key) != n for key, _ in items):
+        raise ValueError(f"with {n} controls, key every page by a tuple of {n} labels.")
+    axes = [list(dict.fromkeys(key[d] for key, _ in items)) for d in range(n)]
+    grid = {tuple(axes[d].index(k) for d, k in enumerate(key)): page for key, page in items}
+    if len(grid) != len(items) or len(grid) != math.prod(len(a) for a in axes):
+        raise ValueError(
+            f"the pages must cover every combination of the labels exactly once: got "
+            f"{len(items)} pages for {' x '.join(str(len(a)) for a in axes)} combinations."
+        )
+    return axes, grid
+
+
 def selector(
     pages: Iterable[tuple[Any, Any]] | Mapping[Any, Any],
     control: str | Sequence[str] = "dropdown",
@@ -116,24 +132,15 @@ def selector(
                 f"control must be 'slider' or 'dropdown' (or 'toggle' for buttons), not {kind!r}."
             )
     if not len(names) == len(starts) == len(kinds):
-        raise ValueError(f"give one description and one value for each of the {len(kinds)} controls.")
-    items = [(key, as_widget(page)) for key, page in _pairs(pages)]
+        raise ValueError(
+            f"give one description and one value for each of the {len(kinds)} controls."
+        )
+    pairs = pages.items() if isinstance(pages, Mapping) else pages
+    items = [(key, as_widget(page)) for key, page in pairs]
     if not items:
         raise ValueError("selector needs at least one (label, page) pair.")
     n = len(kinds)
-    if n == 1:  # labels may repeat: pages are chosen by position
-        axes = [[key for key, _ in items]]
-        grid = {(i,): page for i, (_, page) in enumerate(items)}
-    else:
-        if any(not isinstance(key, tuple) or len(key) != n for key, _ in items):
-            raise ValueError(f"with {n} controls, key every page by a tuple of {n} labels.")
-        axes = [list(dict.fromkeys(key[d] for key, _ in items)) for d in range(n)]
-        grid = {tuple(axes[d].index(k) for d, k in enumerate(key)): page for key, page in items}
-        if len(grid) != len(items) or len(grid) != math.prod(len(a) for a in axes):
-            raise ValueError(
-                f"the pages must cover every combination of the labels exactly once: got "
-                f"{len(items)} pages for {' x '.join(str(len(a)) for a in axes)} combinations."
-            )
+    axes, grid = _grid(items, n)
     controls = [
         _control(kind, axis, start, name, width, label)
         for kind, axis, start, name in zip(kinds, axes, starts, names)
@@ -142,7 +149,9 @@ def selector(
 
     def stack(chosen: tuple[int, ...]) -> widgets.Stack:
         d = n - 1 - len(chosen)  # the control this stack answers to
-        children = [grid[(i, *chosen)] if d == 0 else stack((i, *chosen)) for i in range(len(axes[d]))]
+        children = [
+            grid[(i, *chosen)] if d == 0 else stack((i, *chosen)) for i in range(len(axes[d]))
+        ]
         s = widgets.Stack(children, selected_index=controls[d].index)
         links.append(widgets.jslink((controls[d], "index"), (s, "selected_index")))
         return s
@@ -154,10 +163,6 @@ def selector(
     box = widgets.VBox([*rows, top])
     box.controls, box.links, box.link = controls, links, links[-1]
     return box
-
-
-def _pairs(pages):
-    return pages.items() if isinstance(pages, Mapping) else pages
 
 
 def figure_slider(
@@ -216,7 +221,10 @@ def live(
     if title:
         note = f"<b>{html.escape(title)}</b> {note}"
     message = widgets.HTML()
-    picture = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+    output = message
+    if figure:  # a PNG beside the HTML, hidden until the first figure comes
+        picture = widgets.Image(format="png", layout=widgets.Layout(display="none"))
+        output = widgets.HBox([picture, message], layout=widgets.Layout(flex_flow="row wrap"))
 
     def update(changed: str | None = None) -> None:
         result = fn({name: w.value for name, w in inputs.items()}, changed)
@@ -230,8 +238,5 @@ def live(
     for name, w in inputs.items():
         w.observe(lambda _, name=name: update(name), "value")
     update()
-    output = message
-    if figure:
-        output = widgets.HBox([picture, message], layout=widgets.Layout(flex_flow="row wrap"))
     rows = [labelled(name, w) for name, w in inputs.items()]
     return widgets.VBox([widgets.HTML(f'<div style="margin-top:10px">{note}</div>'), *rows, output])
