@@ -41,6 +41,7 @@ __all__ = [
     "BertConfigError",
     "BertInputError",
     "BertOutput",
+    "NAMED_SIZES",
     "Embeddings",
     "SelfAttention",
     "EncoderLayer",
@@ -72,11 +73,11 @@ class BertInputError(ValueError):
 class BertConfig:
     """All the sizes of a BERT model.
 
-    The defaults are BERT-base (L=12, H=768, A=12: 110M parameters). The classmethods give the
-    paper's two models (``base``, ``large``) and the smaller ones of Turc et al. (2019), "Well-Read
-    Students Learn Better" (``tiny``, ``mini``, ``small``, ``medium``); all follow the paper's
-    rules: one head per 64 hidden units and a feed-forward layer 4 times as wide as the hidden size.
-    Any field can be overridden, e.g. ``BertConfig.mini(vocab_size=8000, max_position=128)``.
+    The defaults are BERT-base (L=12, H=768, A=12: 110M parameters). ``BertConfig.named(name)``
+    gives the sizes of ``NAMED_SIZES``: the paper's two models ("base", "large"), the smaller ones
+    of Turc et al. ("tiny", "mini", "small", "medium") and ALBERT-base; all follow the paper's
+    rules, one head per 64 hidden units and a feed-forward layer 4 times as wide as the hidden
+    size. Any field can be overridden, e.g. ``BertConfig.named("mini", vocab_size=8000)``.
     """
 
     vocab_size: int = 30522  # V: WordPiece vocabulary of bert-base-uncased
@@ -109,53 +110,37 @@ class BertConfig:
         return self.embedding_size or self.hidden
 
     @classmethod
-    def _preset(cls, layers: int, hidden: int, **overrides) -> BertConfig:
+    def named(cls, name: str, **overrides) -> BertConfig:
+        """One of the sizes in ``NAMED_SIZES``, with any field overridden:
+        ``BertConfig.named("mini", vocab_size=8000, max_position=128)``."""
+        if name not in NAMED_SIZES:
+            raise BertConfigError(
+                f"no BERT size named {name!r}; choose one of: {', '.join(NAMED_SIZES)}."
+            )
+        layers, hidden, *albert = NAMED_SIZES[name]
         sizes = dict(layers=layers, hidden=hidden, heads=hidden // 64, intermediate=4 * hidden)
-        sizes.update(overrides)
-        return cls(**sizes)
-
-    @classmethod
-    def base(cls, **overrides) -> BertConfig:
-        """BERT-base: L=12, H=768, A=12, I=3072 (109,482,240 parameters in ``BertModel``)."""
-        return cls._preset(12, 768, **overrides)
-
-    @classmethod
-    def large(cls, **overrides) -> BertConfig:
-        """BERT-large: L=24, H=1024, A=16, I=4096 (335,141,888 parameters)."""
-        return cls._preset(24, 1024, **overrides)
-
-    @classmethod
-    def tiny(cls, **overrides) -> BertConfig:
-        """BERT-Tiny (Turc et al.): L=2, H=128, A=2, I=512 (4,385,920 parameters)."""
-        return cls._preset(2, 128, **overrides)
-
-    @classmethod
-    def mini(cls, **overrides) -> BertConfig:
-        """BERT-Mini (Turc et al.): L=4, H=256, A=4, I=1024 (11,170,560 parameters)."""
-        return cls._preset(4, 256, **overrides)
-
-    @classmethod
-    def small(cls, **overrides) -> BertConfig:
-        """BERT-Small (Turc et al.): L=4, H=512, A=8, I=2048 (28,763,648 parameters)."""
-        return cls._preset(4, 512, **overrides)
-
-    @classmethod
-    def medium(cls, **overrides) -> BertConfig:
-        """BERT-Medium (Turc et al.): L=8, H=512, A=8, I=2048 (41,373,184 parameters)."""
-        return cls._preset(8, 512, **overrides)
-
-    @classmethod
-    def albert_base(cls, **overrides) -> BertConfig:
-        """ALBERT-base (Lan et al. 2019): BERT-base with V = 30,000, a 128-wide factorized
-        embedding and one layer shared by all 12 (11,683,584 parameters, as
-        ``transformers.AlbertModel`` counts them)."""
-        return cls._preset(
-            12, 768, vocab_size=30000, embedding_size=128, share_layers=True, **overrides
-        )
+        if albert:  # V = 30,000, a 128-wide factorized embedding, one layer shared by all
+            sizes |= dict(vocab_size=30000, embedding_size=128, share_layers=True)
+        return cls(**(sizes | overrides))
 
     def to_dict(self) -> dict:
         """The fields as a plain dict (``BertConfig(**config.to_dict())`` rebuilds it)."""
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: The paper's two sizes, the smaller BERTs of Turc et al. (2019), "Well-Read Students Learn
+#: Better", and ALBERT-base (Lan et al. 2019): (L, H) with A = H / 64 and I = 4H. Parameters of
+#: ``BertModel``: tiny 4,385,920; mini 11,170,560; small 28,763,648; medium 41,373,184;
+#: base 109,482,240; large 335,141,888; albert_base 11,683,584 (as transformers counts them).
+NAMED_SIZES = {
+    "tiny": (2, 128),
+    "mini": (4, 256),
+    "small": (4, 512),
+    "medium": (8, 512),
+    "base": (12, 768),
+    "large": (24, 1024),
+    "albert_base": (12, 768, "albert"),
+}
 
 
 # ----------------------------------------------------------------------------------------------

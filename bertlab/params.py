@@ -1,7 +1,7 @@
 """How many parameters does BERT have? Exact counts from the config, and the notes' estimate.
 
 ALBERT's two savings are counted too: a factorized embedding (``BertConfig.embedding_size``) and
-one layer shared by all (``share_layers``); ``BertConfig.albert_base()`` has 11,683,584.
+one layer shared by all (``share_layers``); ``BertConfig.named("albert_base")`` has 11,683,584.
 
 ``count(config)`` adds up every weight matrix, bias and LayerNorm of ``bertlab.bert.BertModel``
 (which has the same layout as Google's checkpoints and ``transformers.BertModel``) by formula, one
@@ -108,8 +108,8 @@ def count_pretraining_heads(config: BertConfig) -> dict[str, int]:
 def notes_estimate(config: BertConfig, vocab_size: int | None = None) -> int:
     """The notes' estimate V·H + L·(3H² + H² + 2·4H²) = V·H + 12·L·H².
 
-    ``vocab_size`` overrides V (the notes use 30,000: ``notes_estimate(BertConfig.base(), 30000)``
-    is 107,974,656). It counts only the token embeddings and the weight matrices of attention and
+    ``vocab_size`` overrides V (the notes use 30,000: with it, BERT-base's estimate is
+    107,974,656). It counts only the token embeddings and the weight matrices of attention and
     the feed-forward network (assuming I = 4H); see the module docstring for what it leaves out.
     """
     V = config.vocab_size if vocab_size is None else vocab_size
@@ -121,7 +121,7 @@ def count_module(module: nn.Module) -> int:
     """``sum(p.numel())`` over a module's parameters, each shared (tied) tensor counted once.
 
     Works on models built on the ``meta`` device (no memory), e.g.
-    ``with torch.device("meta"): m = BertModel(BertConfig.large())``.
+    ``with torch.device("meta"): m = BertModel(BertConfig.named("large"))``.
     """
     seen: set[int] = set()
     total = 0
@@ -134,7 +134,7 @@ def count_module(module: nn.Module) -> int:
 
 def _example() -> None:  # pragma: no cover - a quick look from the command line
     for name in PRESETS:
-        cfg = getattr(BertConfig, name)()
+        cfg = BertConfig.named(name)
         with torch.device("meta"):
             from bertlab.bert import BertModel
 

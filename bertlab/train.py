@@ -98,10 +98,16 @@ def pick_device(device: str | torch.device | None = None) -> torch.device:
     return torch.device("cpu")
 
 
-def autocast_dtype(device: torch.device) -> torch.dtype | None:
-    """The mixed-precision dtype the trainer uses on ``device`` (None: full fp32)."""
+def autocast_dtype(device: torch.device, cpu_bf16: bool = False) -> torch.dtype | None:
+    """The mixed-precision dtype the trainer uses on ``device`` (None: full fp32).
+
+    CUDA: bf16 where the GPU supports it, else fp16. CPU: bf16 only when asked (``cpu_bf16``)
+    and the CPU has bf16 matrix instructions (AVX-512 BF16, AMX); without them bf16 is emulated
+    and slower than fp32."""
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_bf16 and torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        return torch.bfloat16
     return None
 
 
@@ -158,6 +164,7 @@ class TrainConfig:
     resume: bool = True
     device: str | None = None  # None: pick_device()
     amp: bool = True  # mixed precision on CUDA
+    cpu_bf16: bool = False  # bf16 autocast on CPUs with bf16 matrix instructions too
     seed: int = 0
     progress: bool = True
     drop_last: bool = True
@@ -346,7 +353,7 @@ class Trainer:
                 )
         self.optimizer = optimizer or self._adamw()
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_lambda(c))
-        self.amp_dtype = autocast_dtype(self.device) if c.amp else None
+        self.amp_dtype = autocast_dtype(self.device, c.cpu_bf16) if c.amp else None
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
         )

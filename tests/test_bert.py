@@ -55,7 +55,7 @@ def batch(vocab: int = 97, B: int = 3, T: int = 16, seed: int = 1):
     ],
 )
 def test_presets(name, layers, hidden):
-    cfg = getattr(BertConfig, name)()
+    cfg = BertConfig.named(name)
     assert (cfg.layers, cfg.hidden) == (layers, hidden)
     assert cfg.heads == hidden // 64 and cfg.intermediate == 4 * hidden
     assert cfg.vocab_size == 30522 and cfg.max_position == 512 and cfg.type_vocab == 2
@@ -63,10 +63,10 @@ def test_presets(name, layers, hidden):
 
 
 def test_preset_overrides_and_defaults_are_base():
-    cfg = BertConfig.mini(vocab_size=1000, max_position=128, causal=True)
+    cfg = BertConfig.named("mini", vocab_size=1000, max_position=128, causal=True)
     assert (cfg.vocab_size, cfg.max_position, cfg.causal, cfg.hidden) == (1000, 128, True, 256)
-    assert BertConfig() == BertConfig.base()
-    assert BertConfig(**BertConfig.tiny().to_dict()) == BertConfig.tiny()
+    assert BertConfig() == BertConfig.named("base")
+    assert BertConfig(**BertConfig.named("tiny").to_dict()) == BertConfig.named("tiny")
 
 
 @pytest.mark.parametrize(
@@ -205,7 +205,7 @@ def test_causal_with_padding_paths_agree():
 
 def test_init_like_bert():
     torch.manual_seed(0)
-    model = BertModel(BertConfig.mini(vocab_size=2000))
+    model = BertModel(BertConfig.named("mini", vocab_size=2000))
     w = model.embeddings.token.weight
     assert abs(w.std().item() - 0.02) < 1e-3 and abs(w.mean().item()) < 1e-3
     layer = model.layers[0]
@@ -329,7 +329,9 @@ def test_input_checks_can_be_switched_off():
 
 def test_sequence_classification_mean_pooling_ignores_padding():
     torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig.tiny(vocab_size=100), 3, pooling="mean")
+    model = BertForSequenceClassification(
+        BertConfig.named("tiny", vocab_size=100), 3, pooling="mean"
+    )
     model.eval()
     ids = torch.tensor([[2, 5, 7, 3, 0, 0]])
     mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
@@ -337,7 +339,7 @@ def test_sequence_classification_mean_pooling_ignores_padding():
     unpadded = model(ids[:, :4], attention_mask=mask[:, :4])
     torch.testing.assert_close(padded, unpadded, atol=1e-5, rtol=1e-5)
     with pytest.raises(ValueError, match="pooling must be 'cls' or 'mean'"):
-        BertForSequenceClassification(BertConfig.tiny(), 2, pooling="max")
+        BertForSequenceClassification(BertConfig.named("tiny"), 2, pooling="max")
 
 
 # -- ALBERT's options and the input checks on their own --------------------------------------

@@ -291,6 +291,6 @@ def test_save_refuses_other_models(tmp_path):
 
 
 def test_albert_options_cannot_be_saved_as_bert(tmp_path):
-    model = BertModel(BertConfig.tiny(vocab_size=50, embedding_size=16, share_layers=True))
+    model = BertModel(BertConfig.named("tiny", vocab_size=50, embedding_size=16, share_layers=True))
     with pytest.raises(CheckpointError, match="ALBERT's options.*save_weights"):
         save_pretrained(model, tmp_path / "albert")

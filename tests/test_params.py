@@ -39,7 +39,7 @@ def numel(model: torch.nn.Module) -> int:
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_count_equals_known_totals_our_model_and_transformers(name):
-    cfg = getattr(BertConfig, name)()
+    cfg = BertConfig.named(name)
     total = count(cfg)["total"]
     assert total == KNOWN_TOTALS[name]
     with torch.device("meta"):  # no memory, no init time, even for BERT-large
@@ -50,7 +50,7 @@ def test_count_equals_known_totals_our_model_and_transformers(name):
 
 
 def test_components_match_the_modules():
-    cfg = BertConfig.mini(vocab_size=1234, max_position=77, type_vocab=3)
+    cfg = BertConfig.named("mini", vocab_size=1234, max_position=77, type_vocab=3)
     c = count(cfg)
     with torch.device("meta"):
         model = BertModel(cfg)
@@ -83,7 +83,7 @@ def test_components_match_the_modules():
 
 
 def test_seed_formula_reproduces_the_notes():
-    base, large = BertConfig.base(), BertConfig.large()
+    base, large = BertConfig.named("base"), BertConfig.named("large")
     assert notes_estimate(base, vocab_size=30000) == 30000 * 768 + 12 * 12 * 768**2 == 107_974_656
     assert notes_estimate(large, vocab_size=30000) == 332_709_888
     # the notes write 107.9M and 332.7M (truncated to one decimal)
@@ -91,7 +91,7 @@ def test_seed_formula_reproduces_the_notes():
     assert math.floor(notes_estimate(large, 30000) / 1e5) / 10 == 332.7
     # with BERT's real vocabulary, and what it leaves out
     assert notes_estimate(base) == 30522 * 768 + 12 * 12 * 768**2
-    for cfg in (base, large, BertConfig.tiny()):
+    for cfg in (base, large, BertConfig.named("tiny")):
         c = count(cfg)
         H, L = cfg.hidden, cfg.layers
         left_out = (
@@ -116,7 +116,7 @@ def test_attention_parameters_do_not_depend_on_heads():
 
 @pytest.mark.parametrize("name", ["tiny", "base"])
 def test_pretraining_heads(name):
-    cfg = getattr(BertConfig, name)()
+    cfg = BertConfig.named(name)
     heads = count_pretraining_heads(cfg)
     assert heads["mlm.decoder.weight"] == 0  # tied to the token embeddings
     with torch.device("meta"):
@@ -147,7 +147,7 @@ def albert_config(cfg: BertConfig) -> transformers.AlbertConfig:
 @pytest.mark.parametrize(
     "cfg",
     [
-        BertConfig.albert_base(),
+        BertConfig.named("albert_base"),
         BertConfig(
             vocab_size=500,
             hidden=64,
@@ -167,7 +167,7 @@ def test_albert_counts_equal_transformers(cfg):
         ours = BertModel(cfg)
         theirs = transformers.AlbertModel(albert_config(cfg))
     assert numel(ours) == total == numel(theirs)
-    if cfg == BertConfig.albert_base():
+    if cfg == BertConfig.named("albert_base"):
         assert total == 11_683_584
     heads = count_pretraining_heads(cfg)["total"]
     with torch.device("meta"):
@@ -178,9 +178,9 @@ def test_albert_counts_equal_transformers(cfg):
 
 
 def test_each_albert_saving_alone():
-    base = BertConfig.base()
-    factorized = BertConfig.base(embedding_size=128)
-    shared = BertConfig.base(share_layers=True)
+    base = BertConfig.named("base")
+    factorized = BertConfig.named("base", embedding_size=128)
+    shared = BertConfig.named("base", share_layers=True)
     c, f, s = count(base), count(factorized), count(shared)
     V, H, E = base.vocab_size, base.hidden, 128
     assert c["embeddings"] - f["embeddings"] == (V + 512 + 2) * (H - E) + 2 * (H - E) - (E * H + H)

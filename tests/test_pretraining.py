@@ -347,3 +347,40 @@ def test_presets_fit_their_model():
     cpu = P.PretrainConfig.preset("cpu")
     assert cpu.bert_config(cpu.vocab_size).max_position >= cpu.max_len
     assert replace(cpu, nsp=False).nsp is False
+
+
+# -- what the chapter shows --------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy_tokenizer():
+    from bertlab.wordpiece import WordPieceTokenizer
+
+    words = "the cat sat on a mat dog ran in park".split()
+    return WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words])
+
+
+def test_fill_mask_and_each_piece(toy_tokenizer):
+    model = tiny_model(V=toy_tokenizer.vocab_size)
+    guesses = P.fill_mask(model, toy_tokenizer, "the [MASK] sat on the [MASK]", k=3)
+    assert len(guesses) == 2 and all(len(g) == 3 for g in guesses)
+    assert all(abs(sum(p for _, p in g) - 1) < 1 for g in guesses)
+    pieces, by_model = P.predict_each_piece({"m": model}, toy_tokenizer, "the cat sat", k=2)
+    assert pieces == ["the", "cat", "sat"] and len(by_model["m"]) == 3
+    # row i hides piece i: its guesses equal fill_mask on that text
+    alone = P.fill_mask(model, toy_tokenizer, "the [MASK] sat", k=2)[0]
+    assert [g for g, _ in alone] == [g for g, _ in by_model["m"][1]]
+
+
+def test_seeing_itself_collapses_the_loss():
+    docs = [[[5 + (d * 7 + s * 3 + k) % 400 for k in range(12)] for s in range(20)]
+            for d in range(30)]  # fmt: skip
+    from bertlab.wordpiece import WordPieceTokenizer
+
+    tok = WordPieceTokenizer(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+                             + [f"w{i}" for i in range(400)])  # fmt: skip
+    pairs = P.nsp_pairs(docs, max_len=64)
+    out = P.see_itself_experiment(tok, pairs, pairs, steps=60)
+    copy, mlm = out["predict every token, seeing it"], out["masked LM (15%)"]
+    assert copy["loss"][-1] < 0.5 * copy["loss"][0] and copy["loss"][-1] < mlm["loss"][-1]
+    assert copy["hidden_accuracy"] <= mlm["hidden_accuracy"]

@@ -176,7 +176,7 @@ def test_attention_grid_pairs_and_errors(pair):
 
 def test_param_counter_starts_at_the_exact_count():
     html = viz.param_counter().data
-    base = BertConfig.base()
+    base = BertConfig.named("base")
     assert f"<b>{count(base)['total']:,}</b>" in html and "109,482,240" in html
     assert f"<b>{notes_estimate(base):,}</b>" in html
     assert html.count("<script>") == 1 and 'type="range"' in html
