@@ -73,6 +73,7 @@ __all__ = [
     "fill_mask",
     "predict_each_piece",
     "see_itself_experiment",
+    "masking_rates",
 ]
 
 OBJECTIVES, MASKINGS, PACKINGS = ("mlm", "ltr"), ("static", "dynamic"), ("pairs", "full")
@@ -295,6 +296,26 @@ def predict_each_piece(
             for p, i in zip(top.values, top.indices)
         ]
     return tokenizer.convert_ids_to_tokens(ids.tolist()), guesses
+
+
+def masking_rates(batches: Batches, steps: int = 100) -> dict[str, float]:
+    """What :func:`mask_tokens` did over the first ``steps`` training batches: the share of the
+    regular tokens selected, and of the selected, the shares turned into [MASK], into a random
+    piece, and left as they were (BERT's 15% and 80/10/10)."""
+    mask_id = batches.tokenizer.mask_id
+    n = Counter()
+    for step in range(steps):
+        b = batches(step)
+        original = batches.encode([batches.pairs[j] for j in batches.indices(step)])["input_ids"]
+        chosen = b["labels"] != -100
+        n["regular"] += int((original > mask_id).sum())
+        n["selected"] += int(chosen.sum())
+        n["mask"] += int((b["input_ids"][chosen] == mask_id).sum())
+        n["kept"] += int((b["input_ids"][chosen] == original[chosen]).sum())
+    random_share = (n["selected"] - n["mask"] - n["kept"]) / n["selected"]
+    return {"regular tokens": n["regular"], "selected / regular": n["selected"] / n["regular"],
+            "[MASK] / selected": n["mask"] / n["selected"], "random / selected": random_share,
+            "kept / selected": n["kept"] / n["selected"]}  # fmt: skip
 
 
 def see_itself_experiment(
