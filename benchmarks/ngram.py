@@ -10,7 +10,12 @@ minute of NLTK time. Run:
     BERTLAB_DATA=../shared/data python benchmarks/ngram.py
 
 It prints one comparison line, ``ngram: bertlab X s, nltk Y s, ratio R`` (R = nltk / bertlab,
-fit + perplexity each), then the two perplexities, then bertlab on all of WikiText-2.
+fit + perplexity each), then the two perplexities, then bertlab on all of WikiText-2, and then
+``ngram_score: bertlab X tok/s, reference Y tok/s, ratio R``: the full-train trigram written as
+ARPA and loaded in KenLM, scoring all of WikiText-2 valid token by token (ours:
+``NGramLM.token_logprobs``; KenLM: ``Model.full_scores`` per sentence, its Python interface;
+best of three each; R = ours / KenLM). KenLM is the fastest n-gram scorer there is; there is no
+target, the line says where we stand.
 The two perplexities differ slightly by definition: NLTK's lowest order is the undiscounted
 continuation unigram (ours discounts it and interpolates with the uniform distribution), NLTK
 gives ``<s>`` some probability, and its sentence-start distribution sums to more than 1; see
@@ -20,9 +25,12 @@ tests/test_ngram.py for the exact differences.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from itertools import chain
+from pathlib import Path
 
+import kenlm
 from nltk.lm import KneserNeyInterpolated, Vocabulary
 from nltk.util import everygrams
 
@@ -69,6 +77,27 @@ def timed(fn, *args):
     return result, time.perf_counter() - start
 
 
+def best_of(n: int, fn, *args) -> float:
+    """The fastest of ``n`` timed calls, in seconds."""
+    return min(timed(fn, *args)[1] for _ in range(n))
+
+
+def score_against_kenlm(model: NGramLM, valid: list[list[str]]) -> None:
+    """Time scoring ``valid`` with ours and with KenLM reading our ARPA file; print one line."""
+    lines = [" ".join(s) for s in valid]
+    n_tokens = sum(map(len, valid)) + len(valid)  # words and </s>
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.arpa"
+        model.to_arpa(path)
+        lm = kenlm.Model(str(path))
+    t_ours = best_of(3, model.token_logprobs, valid)
+    t_kenlm = best_of(3, lambda: [list(lm.full_scores(line)) for line in lines])
+    print(
+        f"ngram_score: bertlab {n_tokens / t_ours:,.0f} tok/s, reference "
+        f"{n_tokens / t_kenlm:,.0f} tok/s, ratio {t_kenlm / t_ours:.2f}"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train-tokens", type=int, default=50_000)
@@ -97,6 +126,7 @@ def main() -> None:
         f"{t_fit:.2f} s; valid perplexity {ppl:.2f} ({sum(map(len, valid_all)) + len(valid_all):,}"
         f" tokens, {t_ppl:.2f} s)"
     )
+    score_against_kenlm(model, valid_all)
 
 
 if __name__ == "__main__":

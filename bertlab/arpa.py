@@ -267,9 +267,7 @@ class ArpaLM(_LogProb):
 
     def prob(self, word: str, context: Sequence[str] | None = None) -> float:
         """P(word | context); ``word`` outside ``vocab`` is ``<unk>``; ``<s>`` gets 0."""
-        if not isinstance(word, str):
-            raise TypeError(f"word must be a string token, got {type(word).__name__}.")
-        if word == BOS:
+        if self._is_sentence_start(word):
             return 0.0
         window = np.array([self._context_window(context) + [self._id(word)]], dtype=np.int64)
         return float(10.0 ** self._log10_scores(window)[0])

@@ -23,8 +23,8 @@ from .ngram import (
     NGramLM,
     ParameterCount,
     _as_sentences,
-    _build_vocab,
     _check_context,
+    _corpus,
     _draw,
     _LogProb,
     _perplexity,
@@ -312,12 +312,8 @@ class ClassNGramLM(_LogProb):
 
     def fit(self, sentences: Iterable[Sequence[str]]) -> ClassNGramLM:
         """Cluster (unless ``classes`` was given), then count classes and words; return ``self``."""
-        sentences = _as_sentences(sentences)
-        if not sentences:
-            raise ValueError("cannot fit on an empty corpus: pass at least one sentence.")
+        sentences, self.vocab, self.index = _corpus(sentences, self.min_count, None)
         _check_reserved(sentences)
-        self.vocab = _build_vocab(sentences, self.min_count, None)
-        self.index = {w: i for i, w in enumerate(self.vocab)}
         known = self.index
         if self.min_count > 1:
             mapped = [[t if t in known else UNK for t in s] for s in sentences]
@@ -364,9 +360,7 @@ class ClassNGramLM(_LogProb):
     def prob(self, word: str, context: Sequence[str] | None = None) -> float:
         """P(word | context) = P(class | class context) * P(word | class); ``<s>`` gets 0."""
         self._require_fit()
-        if not isinstance(word, str):
-            raise TypeError(f"word must be a string token, got {type(word).__name__}.")
-        if word == BOS:
+        if self._is_sentence_start(word):
             return 0.0
         w = self.index.get(word, self.index[UNK])
         ctx = self._class_tokens(_check_context(context))

@@ -2,10 +2,10 @@
 
 BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer on top:
 
-1. **Heads.** ``SequenceClassificationHead`` reads one vector per sequence (the pooled [CLS],
-   or the mean of the tokens) and gives a label per sequence (sentiment, paraphrase, entailment);
-   ``TokenClassificationHead`` gives a label per token (part of speech); ``SpanHead`` gives a
-   start and an end score per token (question answering). ``BertForSequenceClassification``,
+1. **Heads.** ``ClassificationHead`` reads one vector per sequence (the pooled [CLS], or the
+   mean of the tokens) and gives a label per sequence (sentiment, paraphrase, entailment), or
+   reads every token and gives a label per token (part of speech); ``SpanHead`` gives a start
+   and an end score per token (question answering). ``BertForSequenceClassification``,
    ``BertForTokenClassification`` and ``BertForQuestionAnswering`` put a head on a ``BertModel``.
 2. **Tasks.** A :class:`ClassificationTask` knows its dataset (through ``bertlab.data``), how to
    turn examples into a batch (one text, or a pair packed as ``[CLS] A [SEP] B [SEP]``), the
@@ -28,8 +28,7 @@ from bertlab.bert import BertConfig, BertConfigError, BertModel, initialize
 from bertlab.train import History, TrainConfig, Trainer
 
 __all__ = [
-    "SequenceClassificationHead",
-    "TokenClassificationHead",
+    "ClassificationHead",
     "SpanHead",
     "BertForSequenceClassification",
     "BertForTokenClassification",
@@ -47,8 +46,10 @@ __all__ = [
 # ----------------------------------------------------------------------------------------------
 
 
-class SequenceClassificationHead(nn.Module):
-    """One label per sequence (SST-2, MRPC, RTE): dropout + Linear on one vector (B, H)."""
+class ClassificationHead(nn.Module):
+    """dropout + Linear on the last dimension: one label per sequence from a pooled vector
+    (B, H) -> (B, num_labels) for SST-2, MRPC, RTE, or one per token (B, T, H) -> (B, T,
+    num_labels) for part-of-speech tagging."""
 
     def __init__(self, config: BertConfig, num_labels: int):
         super().__init__()
@@ -56,21 +57,8 @@ class SequenceClassificationHead(nn.Module):
         self.classifier = nn.Linear(config.hidden, num_labels)
         initialize(self, config)
 
-    def forward(self, pooled: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(pooled))  # (B, num_labels)
-
-
-class TokenClassificationHead(nn.Module):
-    """One label per token (POS tagging, NER): dropout + Linear on every token (B, T, H)."""
-
-    def __init__(self, config: BertConfig, num_labels: int):
-        super().__init__()
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden, num_labels)
-        initialize(self, config)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, T, num_labels)
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        return self.classifier(self.dropout(features))  # (..., H) -> (..., num_labels)
 
 
 class SpanHead(nn.Module):
@@ -104,7 +92,7 @@ def _encoder(bert: BertConfig | BertModel) -> BertModel:
 
 
 class BertForSequenceClassification(nn.Module):
-    """``BertModel`` + ``SequenceClassificationHead``; forward returns logits (B, num_labels).
+    """``BertModel`` + ``ClassificationHead`` on the pooled vector; logits (B, num_labels).
 
     Pass a ``BertConfig`` for a fresh model or a (pretrained) ``BertModel`` to fine-tune it.
     ``pooling="cls"`` is BERT's choice: the pooled [CLS] vector (tanh(Linear(h_[CLS]))).
@@ -121,7 +109,7 @@ class BertForSequenceClassification(nn.Module):
         self.bert = _encoder(bert)
         self.config = self.bert.config
         self.pooling = pooling
-        self.head = SequenceClassificationHead(self.config, num_labels)
+        self.head = ClassificationHead(self.config, num_labels)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
         out = self.bert(input_ids, token_type_ids, attention_mask)
@@ -131,14 +119,14 @@ class BertForSequenceClassification(nn.Module):
 
 
 class BertForTokenClassification(nn.Module):
-    """``BertModel`` + ``TokenClassificationHead``; forward returns logits (B, T, num_labels)."""
+    """``BertModel`` + ``ClassificationHead`` on every token; logits (B, T, num_labels)."""
 
     def __init__(self, bert: BertConfig | BertModel, num_labels: int):
         super().__init__()
         _check_labels(num_labels)
         self.bert = _encoder(bert)
         self.config = self.bert.config
-        self.head = TokenClassificationHead(self.config, num_labels)
+        self.head = ClassificationHead(self.config, num_labels)
 
     def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
         return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)

@@ -88,6 +88,15 @@ def _build_vocab(sentences: list, min_count: int, words: Iterable[str] | None) -
     return [EOS, UNK, *kept]
 
 
+def _corpus(sentences: Iterable[Sequence[str]], min_count: int, words: Iterable[str] | None):
+    """The training sentences as a list (refusing an empty corpus), the vocabulary and its index."""
+    sentences = _as_sentences(sentences)
+    if not sentences:
+        raise ValueError("cannot fit on an empty corpus: pass at least one sentence.")
+    vocab = _build_vocab(sentences, min_count, words)
+    return sentences, vocab, {w: i for i, w in enumerate(vocab)}
+
+
 def _layout(
     sentences: list, index: Mapping[str, int], unknown: int, pad: int, start: int, end: int
 ) -> np.ndarray:
@@ -193,12 +202,19 @@ class _Level:
 
 
 class _LogProb:
-    """``logprob`` for any model with ``prob(word, context)``: one definition for both models."""
+    """``logprob`` for any model with ``prob(word, context)``: one definition for all models."""
 
     def logprob(self, word: str, context: Sequence[str] | None = None) -> float:
         """Natural log of ``prob`` (``-inf`` for probability 0)."""
         p = self.prob(word, context)
         return math.log(p) if p > 0 else -math.inf
+
+    @staticmethod
+    def _is_sentence_start(word: str) -> bool:
+        """Check that ``word`` is one token; ``<s>`` is never predicted (probability 0)."""
+        if not isinstance(word, str):
+            raise TypeError(f"word must be a string token, got {type(word).__name__}.")
+        return word == BOS
 
 
 def token_ids(index: dict[str, int], tokens: Sequence[str]) -> list[int]:
@@ -289,11 +305,7 @@ class NGramLM(_LogProb):
 
     def fit(self, sentences: Iterable[Sequence[str]]) -> NGramLM:
         """Count the n-grams of ``sentences`` (an iterable of token lists) and return ``self``."""
-        sentences = _as_sentences(sentences)
-        if not sentences:
-            raise ValueError("cannot fit on an empty corpus: pass at least one sentence.")
-        self.vocab = _build_vocab(sentences, self.min_count, self._fixed_vocab)
-        self.index = {w: i for i, w in enumerate(self.vocab)}
+        sentences, self.vocab, self.index = _corpus(sentences, self.min_count, self._fixed_vocab)
         self._bos = len(self.vocab)  # <s> gets the id after the vocabulary: never predicted
         self.index[BOS] = self._bos
         self._R = self._bos + 1  # radix of the keys: number of token ids
@@ -450,9 +462,7 @@ class NGramLM(_LogProb):
     def prob(self, word: str, context: Sequence[str] | None = None) -> float:
         """P(word | context); ``word`` outside the vocabulary is ``<unk>``; ``<s>`` gets 0."""
         self._require_fit()
-        if not isinstance(word, str):
-            raise TypeError(f"word must be a string token, got {type(word).__name__}.")
-        if word == BOS:
+        if self._is_sentence_start(word):
             return 0.0
         ctx = self._padded_context(context)
         ids = np.array(ctx + self._ids([word]), dtype=np.int64)
@@ -491,8 +501,9 @@ class NGramLM(_LogProb):
 
     @staticmethod
     def from_arpa(path):
-        """Read an ARPA file (ours or any other) into a :class:`bertlab.arpa.ArpaLM`, a model with
-        the same ``prob``/``probs``/``token_logprobs``/``perplexity`` that scores from its tables."""
+        """Read an ARPA file (ours or any other) into a :class:`bertlab.arpa.ArpaLM`: a model with
+        the same ``prob``, ``probs``, ``token_logprobs`` and ``perplexity``, scored from the
+        file's tables."""
         from .arpa import read_arpa
 
         return read_arpa(path)

@@ -159,6 +159,36 @@ class _CleanTable(dict):
         return out
 
 
+class _ClassTable(dict):
+    """What step 1 does to each character, as one letter, for finding words in the raw text.
+
+    "x": dropped, " ": a space (after cleaning, as ``str.split`` sees it), "c": a CJK ideograph
+    (a word of its own), "w": kept. ``text.translate(table)`` has the length of ``text``, so a
+    regex match on it gives positions in the raw text.
+    """
+
+    def __init__(self, clean_table: _CleanTable):
+        super().__init__()
+        self.clean_table = clean_table
+
+    def __missing__(self, cp: int) -> str:
+        out = self.clean_table[cp]
+        if out is None:
+            cls = "x"
+        elif out.isspace():  # " ", and kept characters that split() splits on (U+2028, U+2029)
+            cls = " "
+        elif len(out) > 1:  # " X ": a CJK ideograph
+            cls = "c"
+        else:
+            cls = "w"
+        self[cp] = cls
+        return cls
+
+
+# A word in the raw text: a run of kept and dropped characters with at least one kept, or one CJK.
+_RAW_WORD_RE = re.compile(r"x*w[wx]*|c")
+
+
 @contextlib.contextmanager
 def gc_paused():
     """Pause Python's cyclic garbage collector for a bulk job that builds many small lists.
@@ -213,6 +243,7 @@ class BasicTokenizer:
         self.tokenize_cjk = tokenize_cjk
         self.never_split = frozenset(never_split)
         self._table = _CleanTable(tokenize_cjk)
+        self._classes = _ClassTable(self._table)
         self._words = _Memo(self.split_word)  # word -> tuple of basic tokens
 
     def clean(self, text: str) -> str:
@@ -235,6 +266,24 @@ class BasicTokenizer:
     def words(self, text: str) -> list[str]:
         """Steps 1-3: the whitespace-separated words of the cleaned text."""
         return text.translate(self._table).split()
+
+    def word_spans(self, text: str) -> list[tuple[int, int]]:
+        """Where the words of :meth:`words` are in ``text``: one (start, end) each.
+
+        A span covers the word's raw characters, control characters inside it included (they
+        are dropped, so "a\\x00b" is the one word "ab", at (0, 3)).
+        """
+        return [m.span() for m in _RAW_WORD_RE.finditer(text.translate(self._classes))]
+
+    def normalize_char(self, ch: str) -> str:
+        """Steps 4-5 for one kept character on its own: what it becomes inside a word."""
+        if not ch.isascii():
+            ch = unicodedata.normalize("NFC", ch)
+        if self.lowercase:
+            ch = ch.lower()
+        if self.strip_accents:
+            ch = strip_accents(ch)
+        return ch
 
     def tokenize(self, text: str) -> list[str]:
         """All six steps: the list of basic tokens (words and punctuation marks)."""
@@ -411,6 +460,7 @@ class WordPieceTokenizer:
         self._special_re = re.compile("(" + "|".join(map(re.escape, alternatives)) + ")")
         self._word_tokens = _Memo(self._tokens_of_word)  # word -> tuple of pieces
         self._word_ids = _Memo(self._ids_of_word)  # word -> tuple of ids
+        self._raw_word_offsets = _Memo(self._offsets_of_raw_word)  # raw word -> pieces, spans
 
     @classmethod
     def from_vocab_file(
@@ -498,10 +548,73 @@ class WordPieceTokenizer:
                 ids.extend(chain.from_iterable(map(self._word_ids.__getitem__, words)))
         return ids
 
+    def _offsets_of_raw_word(self, raw: str) -> tuple[tuple[str, int, int], ...]:
+        """One raw word -> its pieces, each with its (start, end) in ``raw`` (memoized).
+
+        The pieces are those of :meth:`tokenize`. Each character of the normalized word comes
+        from one raw character (the one :meth:`BasicTokenizer.normalize_char` turns into it), so
+        a piece spans from its first character's source to its last one's. When normalizing
+        the word as a whole gives another length than character by character (rare: NFC without
+        accent stripping), every piece gets the span of the whole word.
+        """
+        cleaned = raw.translate(self.basic._table).strip()
+        basic_tokens = self.basic._words[cleaned] if cleaned else ()
+        source: list[int] = []  # source[k]: the raw index of normalized character k
+        for i, ch in enumerate(raw):
+            if self.basic._classes[ord(ch)] != "x":
+                source.extend([i] * len(self.basic.normalize_char(ch)))
+        if len(source) != sum(map(len, basic_tokens)):
+            kept = [i for i, ch in enumerate(raw) if self.basic._classes[ord(ch)] != "x"]
+            whole = (kept[0], kept[-1] + 1)
+            return tuple((p, *whole) for t in basic_tokens for p in self.wordpiece.tokenize(t))
+        out = []
+        at = 0  # index into the normalized word of the current basic token's first character
+        for token in basic_tokens:
+            pieces = self.wordpiece.tokenize(token)
+            if pieces == [self.wordpiece.unk_token]:
+                out.append((pieces[0], source[at], source[at + len(token) - 1] + 1))
+            else:
+                start = at
+                for piece in pieces:
+                    n = len(piece) - (len(self.wordpiece.prefix) if start > at else 0)
+                    out.append((piece, source[start], source[start + n - 1] + 1))
+                    start += n
+            at += len(token)
+        return tuple(out)
+
+    def tokenize_with_offsets(self, text: str) -> tuple[list[str], list[tuple[int, int]]]:
+        """:meth:`tokenize`, and each piece's (start, end) character span in the raw ``text``.
+
+        The spans are in the text as given (before cleaning, lower-casing, accent stripping), so
+        ``text[start:end]`` is what a piece came from: "Café" gives ``cafe`` at (0, 4), a CJK
+        ideograph its own character, ``[UNK]`` the whole word (or punctuation mark) it replaces,
+        and a special token written in the text its span. Dropped characters (controls,
+        zero-width spaces, combining marks) belong to no piece, so a span never starts or ends
+        on one: "e" + U+0301 gives ``e`` at (0, 1). That is what transformers' fast
+        ``BertTokenizerFast(..., return_offsets_mapping=True)`` gives (the tests compare), one
+        of several readings once lower-casing and accent stripping change the characters.
+        """
+        _check_text(text, "tokenize_with_offsets")
+        pieces: list[str] = []
+        spans: list[tuple[int, int]] = []
+        position = 0  # where the current segment starts in text
+        for k, segment in enumerate(self._segments(text)):
+            if k % 2:  # a special token written in the text
+                pieces.append(segment)
+                spans.append((position, position + len(segment)))
+            else:
+                for start, end in self.basic.word_spans(segment):
+                    for piece, a, b in self._raw_word_offsets[segment[start:end]]:
+                        pieces.append(piece)
+                        spans.append((position + start + a, position + start + b))
+            position += len(segment)
+        return pieces, spans
+
     def clear_cache(self) -> None:
         """Forget the memoized words (the cache grows with the number of distinct words seen)."""
         self._word_tokens.clear()
         self._word_ids.clear()
+        self._raw_word_offsets.clear()
         self.basic._words.clear()
 
     # ---- model inputs ---------------------------------------------------------------------------
