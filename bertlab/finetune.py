@@ -12,6 +12,9 @@ BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer
    loss and the metric. :func:`task` looks one up by name.
 3. **Training.** :func:`train_classifier` fine-tunes (or, with the encoder frozen, trains only
    the head) with ``bertlab.train.Trainer``.
+4. **Token tasks.** :func:`align_word_labels` puts each word's label (a ``UPOS_TAGS`` part of
+   speech) on its first word piece. SQuAD's metrics, windows and span decoding live in
+   ``bertlab.squad``; ``exact_match`` and ``f1`` are re-exported here.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from torch import nn
 
 from bertlab import data
 from bertlab.bert import BertConfig, BertConfigError, BertModel, initialize
+from bertlab.squad import exact_match, f1
 from bertlab.train import History, TrainConfig, Trainer
 
 __all__ = [
@@ -39,6 +43,11 @@ __all__ = [
     "task",
     "train_classifier",
     "parameters_with_gradients",
+    "exact_match",
+    "f1",
+    "UPOS_TAGS",
+    "IGNORE_INDEX",
+    "align_word_labels",
 ]
 
 # ----------------------------------------------------------------------------------------------
@@ -250,3 +259,62 @@ def parameters_with_gradients(model: nn.Module) -> dict[str, tuple[int, int]]:
         counts[0] += p.numel()
         counts[1] += p.numel() if p.grad is not None else 0
     return {k: (n, g) for k, (n, g) in table.items()}
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Token tasks: word labels on word pieces (UD English EWT part of speech)
+# ----------------------------------------------------------------------------------------------
+
+# The 17 universal part-of-speech tags of Universal Dependencies, in the order of its guidelines.
+UPOS_TAGS = (
+    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
+    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
+)  # fmt: skip
+
+IGNORE_INDEX = -100  # the label of positions without one: F.cross_entropy skips it by default
+
+
+def align_word_labels(
+    words: Sequence[str],
+    labels: Sequence[int],
+    tokenizer,
+    max_length: int | None = 128,
+    truncate: bool = False,
+) -> tuple[list[int], list[int]]:
+    """One word per label -> (``input_ids``, ``label_ids``) of ``[CLS] pieces [SEP]``.
+
+    Each word is cut into pieces on its own; its first piece carries its label, the other pieces
+    and [CLS]/[SEP] get ``IGNORE_INDEX``, so the loss and the accuracy count each word once (the
+    paper's choice for NER). A word that gives no piece at all (only control characters) becomes
+    ``[UNK]``, so that every word keeps its label. More than ``max_length`` positions is an error
+    unless ``truncate=True``, which drops the pieces past it (and the labels of their words).
+    """
+    if len(words) != len(labels):
+        raise ValueError(
+            f"got {len(words)} words but {len(labels)} labels; pass one label per word"
+        )
+    bad = [label for label in labels if isinstance(label, bool) or not isinstance(label, int)]
+    if bad:
+        raise TypeError(
+            f"labels must be label ids (ints), got {bad[0]!r}; map tags to ids first, e.g. "
+            "[UPOS_TAGS.index(tag) for tag in sentence.upos]"
+        )
+    if max_length is not None and max_length < 2:
+        raise ValueError(f"max_length={max_length} leaves no room for [CLS] and [SEP]; use >= 2")
+    input_ids, label_ids = [tokenizer.cls_id], [IGNORE_INDEX]
+    for word, label in zip(words, labels):
+        pieces = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word)) or [tokenizer.unk_id]
+        input_ids += pieces
+        label_ids += [label] + [IGNORE_INDEX] * (len(pieces) - 1)
+    input_ids.append(tokenizer.sep_id)
+    label_ids.append(IGNORE_INDEX)
+    if max_length is not None and len(input_ids) > max_length:
+        if not truncate:
+            raise ValueError(
+                f"the sentence of {len(words)} words has {len(input_ids)} positions with "
+                f"[CLS] and [SEP], more than max_length={max_length}; pass a larger max_length, "
+                "or truncate=True to drop the pieces (and labels) past it"
+            )
+        input_ids = input_ids[: max_length - 1] + [tokenizer.sep_id]
+        label_ids = label_ids[: max_length - 1] + [IGNORE_INDEX]
+    return input_ids, label_ids

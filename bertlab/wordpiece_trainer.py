@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from itertools import chain
 from typing import NamedTuple
 
-from bertlab.wordpiece import SPECIAL_TOKENS, BasicTokenizer, gc_paused
+from bertlab.basic_tokenizer import BasicTokenizer, gc_paused
+from bertlab.wordpiece import SPECIAL_TOKENS
 
 __all__ = ["Merge", "TrainResult", "train_wordpiece", "learn_merges", "merge_symbols"]
 

@@ -615,3 +615,70 @@ def test_config_is_a_frozen_dataclass():
     assert config.special_tokens == ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
     with pytest.raises(AttributeError):
         config.lowercase = False  # type: ignore[misc]
+
+
+# --------------------------------------------------------------------------------------------------
+# Character offsets (tokenize_with_offsets) against the fast tokenizer's offset mapping
+# --------------------------------------------------------------------------------------------------
+
+OFFSET_TEXTS = [
+    "Café",
+    "Café au lait, s'il vous plaît",
+    "e\u0301 x",  # a combining mark: dropped, so no span ends on it
+    "cafe\u0301s",
+    "中文字符和English混合",
+    "Hello,,, world!!! ...?! --- (a)",
+    "a   b \t\t c\n\n\nd",
+    "a\x00b c\x00 \x00ab zero\u200bwidth",
+    "\x07bell\x1b[0m",
+    "the [MASK] sat, x[MASK]y",
+    "x" * 101 + " y",
+    "Ångstrom",
+]
+
+
+def _fast_offsets(fast, text):
+    enc = fast(text, add_special_tokens=False, return_offsets_mapping=True)
+    return fast.convert_ids_to_tokens(enc["input_ids"]), [tuple(o) for o in enc["offset_mapping"]]
+
+
+def test_offsets_match_fast_on_squad(ours, fast, data_mirror):
+    examples = data.read_squad()
+    contexts = list(dict.fromkeys(e.context for e in examples))[:300]
+    questions = [e.question for e in examples[:300]]
+    for text in contexts + questions:
+        tokens, spans = ours.tokenize_with_offsets(text)
+        assert (tokens, spans) == _fast_offsets(fast, text)
+        assert tokens == ours.tokenize(text)
+
+
+@pytest.mark.parametrize("text", OFFSET_TEXTS + [t for t in HARD_TEXTS if t not in FAST_DIFFERS])
+def test_offsets_match_fast_on_hard_text(text, ours, fast):
+    tokens, spans = ours.tokenize_with_offsets(text)
+    assert (tokens, spans) == _fast_offsets(fast, text)
+    assert tokens == ours.tokenize(text)
+
+
+def test_offsets_examples(ours):
+    text = "Café  Müller's 我 [MASK]"
+    tokens, spans = ours.tokenize_with_offsets(text)
+    assert tokens == ["cafe", "muller", "'", "s", "我", "[MASK]"]
+    assert [text[a:b] for a, b in spans] == ["Café", "Müller", "'", "s", "我", "[MASK]"]
+    tokens, spans = ours.tokenize_with_offsets("tokenization")
+    assert list(zip(tokens, spans)) == [("token", (0, 5)), ("##ization", (5, 12))]
+    assert ours.tokenize_with_offsets("\x00a\x00b\x00") == (["ab"], [(1, 4)])
+    assert ours.tokenize_with_offsets("") == ([], [])
+    assert ours.tokenize_with_offsets(" \t\x00 ") == ([], [])
+    # Where fast differs in tokens (the module docstring), we keep "[MA\x00SK]" whole, as slow.
+    assert ours.tokenize_with_offsets("a [MA\x00SK]") == (["a", "[MASK]"], [(0, 1), (2, 9)])
+    with pytest.raises(TypeError, match="expects text as a str"):
+        ours.tokenize_with_offsets(["a list"])
+
+
+def test_offsets_without_accent_stripping_fall_back_to_the_word():
+    # NFC turns "e" + U+0301 into one character that is kept: no character-by-character
+    # alignment, so every piece of the word gets the word's span.
+    tok = WordPieceTokenizer.from_vocab_file(VOCAB, lowercase=False)
+    tokens, spans = tok.tokenize_with_offsets("xe\u0301 b")
+    assert tokens == tok.tokenize("xe\u0301 b")
+    assert spans[-1] == (4, 5) and set(spans[:-1]) == {(0, 3)}
