@@ -30,10 +30,10 @@ import time
 from itertools import chain
 from pathlib import Path
 
-import kenlm
 from nltk.lm import KneserNeyInterpolated, Vocabulary
 from nltk.util import everygrams
 
+from bertlab.arpa import load_in_kenlm
 from bertlab.data import wikitext2_sentences
 from bertlab.ngram import BOS, EOS, NGramLM
 
@@ -89,7 +89,7 @@ def score_against_kenlm(model: NGramLM, valid: list[list[str]]) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.arpa"
         model.to_arpa(path)
-        lm = kenlm.Model(str(path))
+        lm = load_in_kenlm(path)
     t_ours = best_of(3, model.token_logprobs, valid)
     t_kenlm = best_of(3, lambda: [list(lm.full_scores(line)) for line in lines])
     print(

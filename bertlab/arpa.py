@@ -37,8 +37,10 @@ into an :class:`ArpaLM`, which scores from the file's tables with KenLM's arithm
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sys
 from collections.abc import Iterable, Sequence
 from itertools import chain
 from pathlib import Path
@@ -421,3 +423,39 @@ def _prefix_ids(prefix_tokens: np.ndarray, levels: list[tuple], R: int) -> np.nd
         found = _lookup(levels[k][0], np.maximum(ids, 0) * R + prefix_tokens[:, k])
         ids = np.where(ids >= 0, found, -1)
     return ids
+
+
+# --------------------------------------------------------------------------------------------------
+# KenLM, the reference reader
+# --------------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Silence what C++ code writes to file descriptor 2 (Python's ``sys.stderr`` is not enough)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_in_kenlm(path: str | os.PathLike):
+    """``kenlm.Model(path)`` without its progress bar and loading notes on stderr.
+
+    KenLM is not a dependency of bertlab: ``pip install kenlm==0.3.0`` (it builds from source)."""
+    try:
+        import kenlm
+    except ImportError:
+        raise ImportError(
+            "KenLM is not installed: pip install kenlm==0.3.0 (it builds from source, about 1.5 "
+            "minutes), then try again."
+        ) from None
+    config = kenlm.Config()
+    config.show_progress = False
+    with _quiet_stderr():
+        return kenlm.Model(str(path), config)

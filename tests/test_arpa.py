@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import math
 
-import kenlm
 import numpy as np
 import pytest
 
-from bertlab.arpa import ArpaError, read_arpa
+from bertlab.arpa import ArpaError, load_in_kenlm, read_arpa
 from bertlab.data import wikitext2_sentences
 from bertlab.ngram import NGramLM
 
@@ -37,7 +36,7 @@ def test_kenlm_scores_our_arpa_file_as_we_do(wikitext, order, tmp_path):
     assert counts[1] == len(model.vocab) + 1  # every word, </s>, <unk> and <s>
     ours = model.token_logprobs(valid) / math.log(10)
 
-    lm = kenlm.Model(str(path))
+    lm = load_in_kenlm(path)
     assert lm.order == max(order, 2)  # KenLM reads bigram files and up: see write_arpa
     theirs = np.array([s[0] for sent in valid for s in lm.full_scores(" ".join(sent))])
     assert len(theirs) == len(ours)
