@@ -55,6 +55,8 @@ from .ngram import (
     NGramLM,
     _as_sentences,
     _check_context,
+    _kneser_ney,
+    _layout,
     _LogProb,
     _lookup,
     _perplexity,
@@ -94,9 +96,7 @@ def _interpolated(model: NGramLM) -> tuple[list, list, list, list]:
                 found = _lookup(model._levels[m - 2].keys, np.maximum(prev, 0) * R + last)
                 suf = np.where(prev >= 0, found, -1)
         p_low = np.where(suf >= 0, lower[np.maximum(suf, 0)], np.nan)
-        total, types = lv.total[ctx], lv.types[ctx]
-        safe = np.where(total > 0, total, 1.0)
-        p = np.where(total > 0, (np.maximum(lv.c - D, 0.0) + D * types * p_low) / safe, p_low)
+        p = _kneser_ney(lv.c, lv.total[ctx], lv.types[ctx], p_low, D)
         gamma = np.where(lv.total > 0, D * lv.types / np.where(lv.total > 0, lv.total, 1.0), 1.0)
         suffix.append(suf)
         probs.append(p)
@@ -280,14 +280,16 @@ class ArpaLM(_LogProb):
         sentences = _as_sentences(sentences)
         if not sentences:
             return np.zeros(0)
-        bos, eos, n = self.index[BOS], self.index.get(EOS, -2), self.order
-        rows = []
-        for s in sentences:
-            ids = [bos] * (n - 1) + [self._id(t) for t in s] + [eos]
-            rows.append(np.lib.stride_tricks.sliding_window_view(np.array(ids), n))
-        windows = np.concatenate(rows).astype(np.int64)
-        first = np.concatenate([np.arange(len(s) + 1) for s in sentences])  # position in sentence
-        windows[np.arange(n)[None, :] < (n - 2 - first)[:, None]] = -1  # only one <s> is real
+        n, bos, eos = self.order, self.index[BOS], self.index.get(EOS, -2)
+        ids = _layout(sentences, self.index, self._id(UNK), n - 1, bos, eos)  # <s>*(n-1) s </s>
+        ids = np.concatenate([np.full(n - 1, -1), ids])  # room for the first window
+        size = np.array([len(s) + n for s in sentences])  # laid-out length of each sentence
+        start = np.repeat(np.cumsum(size) - size, size)  # where each position's sentence starts
+        first = np.arange(len(start)) - start - (n - 1)  # position in the sentence, -: padding
+        predicted = first >= 0
+        windows = np.lib.stride_tricks.sliding_window_view(ids, n)[predicted].copy()  # (N, n)
+        t = first[predicted]
+        windows[np.arange(n)[None, :] < (n - 2 - t)[:, None]] = -1  # only one <s> is real
         return self._log10_scores(windows)
 
     def token_logprobs(self, sentences: Iterable[Sequence[str]]) -> np.ndarray:

@@ -19,6 +19,7 @@ import scipy.sparse
 from .ngram import (
     BOS,
     EOS,
+    RESERVED_TOKENS_ERROR,
     UNK,
     NGramLM,
     ParameterCount,
@@ -36,10 +37,7 @@ from .ngram import (
 
 def _check_reserved(sentences: list) -> None:
     if any(BOS in s or EOS in s for s in sentences):
-        raise ValueError(
-            f"sentences contain the reserved token {BOS!r} or {EOS!r}; pass bare sentences, "
-            "the model adds the padding itself."
-        )
+        raise ValueError(RESERVED_TOKENS_ERROR)
 
 
 # --------------------------------------------------------------------------------------------------

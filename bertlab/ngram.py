@@ -44,6 +44,10 @@ import numpy as np
 
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SMOOTHINGS = ("kneser-ney", "add-k", "mle")
+RESERVED_TOKENS_ERROR = (
+    f"sentences contain the reserved token {BOS!r} or {EOS!r}; pass bare sentences, "
+    "the model adds the padding itself."
+)
 
 # --------------------------------------------------------------------------------------------------
 # Shared helpers: checking input, the vocabulary, turning sentences into one padded id array
@@ -126,10 +130,7 @@ def _pad_encode(sentences: list, index: Mapping[str, int], pad: int) -> np.ndarr
     ids = _layout(sentences, index, index[UNK], pad, bos, eos)
     n_real = np.count_nonzero(ids == bos) + np.count_nonzero(ids == eos)
     if n_real != len(sentences) * (pad + 1):
-        raise ValueError(
-            f"sentences contain the reserved token {BOS!r} or {EOS!r}; pass bare sentences, "
-            "the model adds the padding itself."
-        )
+        raise ValueError(RESERVED_TOKENS_ERROR)
     return ids
 
 
@@ -158,6 +159,13 @@ def _xlogx(x: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # The word n-gram model
 # --------------------------------------------------------------------------------------------------
+
+
+def _kneser_ney(c, total, types, lower, discount: float):
+    """One level of interpolated Kneser-Ney: ``(max(c - D, 0) + D * types * lower) / total``,
+    and ``lower`` unchanged where the context was never seen (``total == 0``)."""
+    interpolated = np.maximum(c - discount, 0.0) + discount * types * lower
+    return np.where(total > 0, interpolated / np.where(total > 0, total, 1.0), lower)
 
 
 def _perplexity(logp: np.ndarray) -> float:
@@ -403,14 +411,13 @@ class NGramLM(_LogProb):
             gram = word if m == 1 else hs[m - 1][pos]
             total = np.where(ctx >= 0, lv.total[np.maximum(ctx, 0)], 0.0)
             c = np.where(gram >= 0, lv.c[np.maximum(gram, 0)], 0.0)
-            safe = np.where(total > 0, total, 1.0)
             if kn:
                 types = np.where(ctx >= 0, lv.types[np.maximum(ctx, 0)], 0.0)
-                p = np.where(total > 0, (np.maximum(c - D, 0.0) + D * types * p) / safe, p)
+                p = _kneser_ney(c, total, types, p, D)
             elif self.smoothing == "add-k":
                 p = (c + self.k) / (total + self.k * V)
             else:
-                p = np.where(total > 0, c / safe, np.nan)
+                p = np.where(total > 0, c / np.where(total > 0, total, 1.0), np.nan)
         return p
 
     def _probs_ids(self, context_ids: list[int]) -> np.ndarray:
@@ -444,8 +451,8 @@ class NGramLM(_LogProb):
                 words, c = words[keep], c[keep]
             dense = np.zeros(V)
             if kn:
-                dense[words] = np.maximum(c - D, 0.0)
-                p = dense / total + D * lv.types[ctx] / total * p
+                dense[words] = c
+                p = _kneser_ney(dense, total, lv.types[ctx], p, D)
             elif self.smoothing == "add-k":
                 dense[words] = c
                 p = (dense + self.k) / (total + self.k * V)
