@@ -76,7 +76,8 @@ __all__ = [
     "masking_rates",
 ]
 
-OBJECTIVES, MASKINGS, PACKINGS = ("mlm", "ltr"), ("static", "dynamic"), ("pairs", "full")
+OBJECTIVES, MASKINGS = ("mlm", "ltr"), ("static", "dynamic")
+PACKINGS = ("pairs", "full", "sentences")
 
 # --------------------------------------------------------------------------------------------------
 # Configuration
@@ -90,8 +91,9 @@ class PretrainConfig(Presets):
     The switches chapter 11 ablates: ``nsp`` (next-sentence prediction on or off), ``masking``
     (static or dynamic), ``mask_prob``, ``objective`` ("mlm", or "ltr": a left-to-right LM with
     the causal mask) and ``packing`` ("pairs": [CLS] A [SEP] B [SEP]; "full": full-length
-    sequences of contiguous text). ``batch_size`` is the global batch, over ``accumulate``
-    micro-batches.
+    sequences of contiguous text; "sentences": the same with a [SEP] closing every sentence, the
+    delimiter GPT-style fine-tuning reuses, see ``bertlab.gpt``). ``batch_size`` is the global
+    batch, over ``accumulate`` micro-batches.
     """
 
     # data
@@ -154,7 +156,7 @@ class PretrainConfig(Presets):
         ):
             if value not in choices:
                 raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}.")
-        if self.nsp and (self.objective == "ltr" or self.packing == "full"):
+        if self.nsp and (self.objective == "ltr" or self.packing != "pairs"):
             raise ValueError(
                 f"nsp=True needs sentence pairs and a bidirectional [CLS]; objective="
                 f"{self.objective!r} with packing={self.packing!r} has none: set nsp=False."
@@ -417,6 +419,8 @@ class PretrainedBert:
 def _sequences(config: PretrainConfig, docs) -> list[Pair]:
     if config.packing == "full":
         return full_sequences(docs, config.max_len)
+    if config.packing == "sentences":  # a [SEP] after every sentence (a second one ends a doc)
+        return full_sequences([[[*s, 3] for s in doc] for doc in docs], config.max_len)
     return nsp_pairs(
         docs, max_len=config.max_len, short_seq_prob=config.short_seq_prob, seed=config.seed
     )

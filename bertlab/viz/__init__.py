@@ -7,7 +7,8 @@ and :func:`live` (Python on every change; needs a kernel, and says so). Then one
 :mod:`~bertlab.viz.tokens` (word pieces, BERT's input), :mod:`~bertlab.viz.attention` (bertviz on
 our models, heatmaps, what the heads do), :mod:`~bertlab.viz.embeddings` (the word-vector
 explorer), :mod:`~bertlab.viz.params` (the parameter counter), :mod:`~bertlab.viz.positions`
-(learned vs sinusoidal position tables) and :mod:`~bertlab.viz.training` (curves). The chapters
+(learned vs sinusoidal position tables), :mod:`~bertlab.viz.training` (curves) and
+:mod:`~bertlab.viz.transfer` (learning curves and task transfer, chapter 6). The chapters
 use the names re-exported here: ``from bertlab import viz``.
 """
 
@@ -34,6 +35,7 @@ from bertlab.viz.tokens import (
     tokens_html,
 )
 from bertlab.viz.training import plot_history
+from bertlab.viz.transfer import plot_learning_curve, plot_steps_curve, plot_transfer
 from bertlab.viz.widgets import (
     as_widget,
     figure_png,
@@ -69,6 +71,9 @@ __all__ = [
     "live_tokenizer",
     "param_counter",
     "plot_history",
+    "plot_learning_curve",
+    "plot_steps_curve",
+    "plot_transfer",
     "position_similarity",
     "project_2d",
     "selector",
