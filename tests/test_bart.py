@@ -215,6 +215,16 @@ def test_beam_search_finds_a_sequence_at_least_as_likely_as_greedy(overfit):
     assert torch.allclose(B.sequence_log_probs(m, src, b_ids), b_scores, atol=1e-4)
 
 
+def test_train_writes_a_folder_that_loads_back(tmp_path, data_mirror):
+    config = B.BartConfig.preset("tiny", steps=4, eval_sentences=8)
+    trained = B.train(config, tmp_path, progress=False)
+    assert set(trained.metrics) >= {"loss", "accuracy", "seconds", "parameters"}
+    again = B.load_folder(tmp_path)
+    src = torch.tensor([[2, 10, 11, 12, 3]])
+    assert torch.equal(trained.model(src, src), again.model(src, src))
+    assert not (tmp_path / "checkpoint.safetensors").exists()  # the weights are kept instead
+
+
 # -- errors ----------------------------------------------------------------------------------
 
 
