@@ -478,18 +478,18 @@ class TransferConfig(Presets):
 
     lm: str = "cpu"  # the LM preset (lm_config)
     sizes: tuple[int, ...] = (64, 256, 1024, 4096)  # SST-2 training examples per point
-    epochs: float = 2.0
-    min_steps: int = 50
-    max_steps: int = 250
+    epochs: float = 1.0
+    min_steps: int = 30
+    max_steps: int = 150
     batch_size: int = 32
     lr: float = 3e-4
     warmup: float = 0.1
     lm_weight: float = 0.5  # GPT-1's lambda
     max_length: int = 128
-    eval_every: int = 25  # for the largest size: the validation curve per step
+    eval_every: int = 16  # for the largest size: the validation curve per step
     aux_sizes: tuple[int, ...] = (256, 1024)  # sizes of the with/without aux-loss comparison
     pair_tasks: tuple[str, str] = ("mrpc", "rte")  # task A, then task B
-    pair_steps: int = 80  # steps on each of A and B
+    pair_steps: int = 40  # steps on each of A and B
     pair_batch_size: int = 16
     seed: int = 0
 

@@ -173,7 +173,7 @@ def test_lm_config_is_gpt_and_packs_a_sep_after_every_sentence():
 
 def test_transfer_config_budgets():
     c = gpt.TransferConfig.preset("cpu")
-    assert [c.steps_for(n) for n in c.sizes] == [50, 50, 64, 250]
+    assert [c.steps_for(n) for n in c.sizes] == [30, 30, 32, 128]
     assert gpt.TransferConfig.preset("tiny").lm == "tiny"
 
 
