@@ -1,4 +1,4 @@
-"""Fine-tuning BERT: the task heads of the paper's Figure 4, and the tasks the book trains.
+"""Fine-tuning BERT: the task heads of the paper's Figure 4, and the runs of chapter 10.
 
 BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer on top:
 
@@ -7,28 +7,37 @@ BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer
    reads every token and gives a label per token (part of speech); ``SpanHead`` gives a start
    and an end score per token (question answering). ``BertForSequenceClassification``,
    ``BertForTokenClassification`` and ``BertForQuestionAnswering`` put a head on a ``BertModel``.
-2. **Tasks.** A :class:`ClassificationTask` knows its dataset (through ``bertlab.data``), how to
-   turn examples into a batch (one text, or a pair packed as ``[CLS] A [SEP] B [SEP]``), the
-   loss and the metric. :func:`task` looks one up by name.
-3. **Training.** :func:`train_classifier` fine-tunes (or, with the encoder frozen, trains only
-   the head) with ``bertlab.train.Trainer``.
-4. **Token tasks.** :func:`align_word_labels` puts each word's label (a ``UPOS_TAGS`` part of
-   speech) on its first word piece. SQuAD's metrics, windows and span decoding live in
-   ``bertlab.squad``; ``exact_match`` and ``f1`` are re-exported here.
+2. **Saving.** :func:`save_for_transformers` writes a fine-tuned model as a Hugging Face folder
+   (``id2label`` in config.json) that ``transformers.pipeline`` loads; :func:`load_finetuned`
+   reads it back.
+3. **Runs.** A :class:`FinetuneConfig` names a task (``bertlab.tasks``), a starting point
+   (``scratch``: random weights; ``ours``: chapter 9's mini-BERT; ``minilm``: the real
+   all-MiniLM-L6-v2) and a mode (``finetune``: every weight trains; ``features``: the encoder
+   stays frozen, as ELMo is used, and a linear probe reads its [CLS], its mean or a scalar mix
+   of its layers). :func:`run` trains and scores one; :func:`load_or_run` caches it.
+4. **Command line.** ``python -m bertlab.finetune --task sst2 --init minilm --mode finetune``
+   prints one JSON line; ``--save DIR`` writes the model for transformers.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from bertlab import data
+from bertlab import hf, tasks
 from bertlab.bert import BertConfig, BertConfigError, BertModel, initialize
+from bertlab.checkpoint import CheckpointError, cached, save_weights
+from bertlab.probe import mean_pool
 from bertlab.squad import exact_match, f1
+from bertlab.tasks import IGNORE_INDEX, TASKS, UPOS_TAGS, align_word_labels, task
 from bertlab.train import History, TrainConfig, Trainer
 
 __all__ = [
@@ -37,12 +46,21 @@ __all__ = [
     "BertForSequenceClassification",
     "BertForTokenClassification",
     "BertForQuestionAnswering",
-    "mean_pool",
-    "ClassificationTask",
-    "TASKS",
-    "task",
-    "train_classifier",
     "parameters_with_gradients",
+    "save_for_transformers",
+    "load_finetuned",
+    "INITS",
+    "MODES",
+    "FEATURE_POOLS",
+    "FinetuneConfig",
+    "FinetuneResult",
+    "starting_point",
+    "build_model",
+    "run",
+    "load_or_run",
+    "train_classifier",
+    "task",
+    "TASKS",
     "exact_match",
     "f1",
     "UPOS_TAGS",
@@ -81,14 +99,6 @@ class SpanHead(nn.Module):
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         start, end = self.classifier(hidden).unbind(dim=-1)  # (B, T) each
         return start, end
-
-
-def mean_pool(hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
-    """Average of the token vectors (B, T, H) over the real tokens only -> (B, H)."""
-    if attention_mask is None:
-        return hidden.mean(dim=1)
-    mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1.0)
 
 
 def _check_labels(num_labels: int) -> None:
@@ -156,93 +166,6 @@ class BertForQuestionAnswering(nn.Module):
         return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
 
 
-# ----------------------------------------------------------------------------------------------
-# 2. Tasks: a dataset, how to batch it, the loss and the metric
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ClassificationTask:
-    """A GLUE-style task with one label per text or text pair (``bertlab.data.read_glue``)."""
-
-    name: str  # the GLUE name: "sst2", "mrpc", "rte"
-    num_labels: int
-    pair: bool  # True: examples are (text_a, text_b), packed as [CLS] A [SEP] B [SEP]
-
-    def examples(self, split: str = "train") -> list[data.GlueExample]:
-        return data.read_glue(self.name, split)
-
-    def encode(self, tokenizer, examples: Sequence[data.GlueExample], max_length: int = 128):
-        """A padded batch (``input_ids``, ``token_type_ids``, ``attention_mask`` (B, T), and
-        ``labels`` (B,)); a pair longer than ``max_length`` loses tokens from its longer side."""
-        texts = [(e.text_a, e.text_b) if self.pair else e.text_a for e in examples]
-        batch = tokenizer.encode_batch(texts, max_length=max_length, return_tensors="pt")
-        batch["labels"] = torch.tensor([e.label for e in examples])
-        return batch
-
-    @staticmethod
-    def loss(model: nn.Module, batch: dict) -> torch.Tensor:
-        """Cross-entropy of the model's logits against the labels."""
-        logits = model(batch["input_ids"], batch["token_type_ids"], batch["attention_mask"])
-        return F.cross_entropy(logits, batch["labels"])
-
-    @torch.no_grad()
-    def accuracy(self, model, tokenizer, examples, batch_size: int = 64, max_length: int = 128):
-        """The share of ``examples`` the model labels right (batches of similar lengths)."""
-        device = next(model.parameters()).device
-        by_length = sorted(examples, key=lambda e: len(e.text_a) + len(e.text_b or ""))
-        correct = 0
-        for start in range(0, len(by_length), batch_size):
-            b = self.encode(tokenizer, by_length[start : start + batch_size], max_length)
-            b = {k: v.to(device) for k, v in b.items()}
-            logits = model(b["input_ids"], b["token_type_ids"], b["attention_mask"])
-            correct += (logits.argmax(-1) == b["labels"]).sum().item()
-        return correct / len(examples)
-
-
-TASKS = {
-    "sst2": ClassificationTask("sst2", num_labels=2, pair=False),  # sentiment of one sentence
-    "mrpc": ClassificationTask("mrpc", num_labels=2, pair=True),  # paraphrase pair
-    "rte": ClassificationTask("rte", num_labels=2, pair=True),  # premise -> hypothesis
-}
-
-
-def task(name: str) -> ClassificationTask:
-    """The task called ``name`` (one of ``TASKS``)."""
-    if name not in TASKS:
-        raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}.")
-    return TASKS[name]
-
-
-# ----------------------------------------------------------------------------------------------
-# 3. Training
-# ----------------------------------------------------------------------------------------------
-
-
-def train_classifier(
-    model: nn.Module,
-    tokenizer,
-    train_examples: Sequence,
-    dev_examples: Sequence,
-    config: TrainConfig,
-    task_name: str = "sst2",
-    max_length: int = 128,
-) -> History:
-    """Fine-tune ``model`` (a ``BertForSequenceClassification``) on ``train_examples`` with
-    ``bertlab.train.Trainer``; ``history.evals`` holds the dev accuracy. Freeze the encoder first
-    (``model.bert.requires_grad_(False)``) to train the head alone."""
-    t = task(task_name)
-    trainer = Trainer(
-        model,
-        t.loss,
-        list(train_examples),
-        config,
-        eval_fn=lambda m: {"accuracy": t.accuracy(m, tokenizer, dev_examples)},
-        collate=lambda examples: t.encode(tokenizer, examples, max_length),
-    )
-    return trainer.fit()
-
-
 def parameters_with_gradients(model: nn.Module) -> dict[str, tuple[int, int]]:
     """After a backward pass: ``{component: (parameters, parameters that got a gradient)}``, per
     top-level part of the encoder (embeddings, each layer, pooler) and for the task head."""
@@ -262,59 +185,499 @@ def parameters_with_gradients(model: nn.Module) -> dict[str, tuple[int, int]]:
 
 
 # ----------------------------------------------------------------------------------------------
-# 4. Token tasks: word labels on word pieces (UD English EWT part of speech)
+# 2. Saving for transformers: a folder pipeline() loads
 # ----------------------------------------------------------------------------------------------
 
-# The 17 universal part-of-speech tags of Universal Dependencies, in the order of its guidelines.
-UPOS_TAGS = (
-    "ADJ", "ADP", "ADV", "AUX", "CCONJ", "DET", "INTJ", "NOUN", "NUM",
-    "PART", "PRON", "PROPN", "PUNCT", "SCONJ", "SYM", "VERB", "X",
-)  # fmt: skip
+# our head's parameters -> transformers' names, for each architecture
+_HEAD_NAMES = {
+    "BertForSequenceClassification": {"head.classifier.weight": "classifier.weight",
+                                      "head.classifier.bias": "classifier.bias"},
+    "BertForTokenClassification": {"head.classifier.weight": "classifier.weight",
+                                   "head.classifier.bias": "classifier.bias"},
+    "BertForQuestionAnswering": {"head.classifier.weight": "qa_outputs.weight",
+                                 "head.classifier.bias": "qa_outputs.bias"},
+}  # fmt: skip
+_ARCHITECTURES = {
+    "BertForSequenceClassification": BertForSequenceClassification,
+    "BertForTokenClassification": BertForTokenClassification,
+    "BertForQuestionAnswering": BertForQuestionAnswering,
+}
 
-IGNORE_INDEX = -100  # the label of positions without one: F.cross_entropy skips it by default
+
+def _key_map(architecture: str, config: BertConfig) -> dict[str, str]:
+    """Our parameter names -> transformers' (``bert.`` + BertModel name, and the head's). Only
+    sequence classification reads the pooler; the other two have none in transformers."""
+    with_pooler = architecture == "BertForSequenceClassification"
+    encoder = {
+        f"bert.{ours}": f"bert.{theirs}"
+        for ours, theirs in hf.hf_key_map(config).items()
+        if with_pooler or not ours.startswith("pooler.")
+    }
+    return encoder | _HEAD_NAMES[architecture]
 
 
-def align_word_labels(
-    words: Sequence[str],
-    labels: Sequence[int],
-    tokenizer,
-    max_length: int | None = 128,
-    truncate: bool = False,
-) -> tuple[list[int], list[int]]:
-    """One word per label -> (``input_ids``, ``label_ids``) of ``[CLS] pieces [SEP]``.
-
-    Each word is cut into pieces on its own; its first piece carries its label, the other pieces
-    and [CLS]/[SEP] get ``IGNORE_INDEX``, so the loss and the accuracy count each word once (the
-    paper's choice for NER). A word that gives no piece at all (only control characters) becomes
-    ``[UNK]``, so that every word keeps its label. More than ``max_length`` positions is an error
-    unless ``truncate=True``, which drops the pieces past it (and the labels of their words).
-    """
-    if len(words) != len(labels):
-        raise ValueError(
-            f"got {len(words)} words but {len(labels)} labels; pass one label per word"
-        )
-    bad = [label for label in labels if isinstance(label, bool) or not isinstance(label, int)]
-    if bad:
+def save_for_transformers(
+    model: nn.Module, tokenizer, folder: str | Path, labels: Sequence[str] | None = None
+) -> Path:
+    """Write a fine-tuned model as a Hugging Face folder: ``config.json`` (with ``id2label``),
+    ``model.safetensors`` and the vocabulary. ``transformers.pipeline("text-classification" /
+    "token-classification" / "question-answering", model=folder)`` then runs our model."""
+    architecture = type(model).__name__
+    if architecture not in _HEAD_NAMES:
         raise TypeError(
-            f"labels must be label ids (ints), got {bad[0]!r}; map tags to ids first, e.g. "
-            "[UPOS_TAGS.index(tag) for tag in sentence.upos]"
+            f"save_for_transformers takes one of {', '.join(_HEAD_NAMES)}, got {architecture}; "
+            "save an encoder alone with bertlab.hf.save_pretrained."
         )
-    if max_length is not None and max_length < 2:
-        raise ValueError(f"max_length={max_length} leaves no room for [CLS] and [SEP]; use >= 2")
-    input_ids, label_ids = [tokenizer.cls_id], [IGNORE_INDEX]
-    for word, label in zip(words, labels):
-        pieces = tokenizer.convert_tokens_to_ids(tokenizer.tokenize(word)) or [tokenizer.unk_id]
-        input_ids += pieces
-        label_ids += [label] + [IGNORE_INDEX] * (len(pieces) - 1)
-    input_ids.append(tokenizer.sep_id)
-    label_ids.append(IGNORE_INDEX)
-    if max_length is not None and len(input_ids) > max_length:
-        if not truncate:
+    if getattr(model, "pooling", "cls") != "cls":
+        raise CheckpointError(
+            "this classifier reads the mean of the tokens (pooling='mean'), which transformers' "
+            "BertForSequenceClassification cannot express (it reads the pooled [CLS]); "
+            "fine-tune with pooling='cls' to save it for transformers."
+        )
+    config = hf.config_to_hf(model.config, architecture)
+    if architecture != "BertForQuestionAnswering":
+        n = model.head.classifier.out_features
+        labels = list(labels) if labels is not None else [f"LABEL_{i}" for i in range(n)]
+        if len(labels) != n:
+            raise ValueError(f"got {len(labels)} label names for a head of {n} labels.")
+        config["id2label"] = dict(enumerate(labels))
+        config["label2id"] = {label: i for i, label in enumerate(labels)}
+    params = dict(model.named_parameters())
+    tensors = {
+        theirs: params[ours] for ours, theirs in _key_map(architecture, model.config).items()
+    }
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    save_weights(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    hf.save_tokenizer(tokenizer, folder, model_max_length=model.config.max_position)
+    return folder
+
+
+def load_finetuned(folder: str | Path) -> tuple[nn.Module, object, list[str]]:
+    """(model, tokenizer, label names) from a folder of :func:`save_for_transformers` (or any
+    transformers BERT folder of those three architectures)."""
+    from bertlab.wordpiece import WordPieceTokenizer
+
+    folder = Path(folder)
+    config = hf.read_config(folder)  # checks the folder and config.json
+    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    architecture = (raw.get("architectures") or ["?"])[0]
+    if architecture not in _ARCHITECTURES:
+        raise CheckpointError(
+            f"{folder} holds a {architecture}; load_finetuned reads "
+            f"{', '.join(_ARCHITECTURES)}. For an encoder alone use bertlab.hf.load_pretrained."
+        )
+    labels = [raw["id2label"][str(i)] for i in range(len(raw.get("id2label", {})))]
+    cls = _ARCHITECTURES[architecture]
+    encoder = BertModel(config)
+    model = cls(encoder) if cls is BertForQuestionAnswering else cls(encoder, len(labels))
+    key_map = {ours: theirs.removeprefix("bert.") for ours, theirs in
+               _key_map(architecture, config).items()}  # fmt: skip
+    model.load_report = hf._load(folder, config, model, key_map, strict=True)
+    tokenizer = WordPieceTokenizer.from_vocab_file(folder / "vocab.txt")
+    return model.eval(), tokenizer, labels
+
+
+# ----------------------------------------------------------------------------------------------
+# 3. Runs: a task, a starting point and a mode
+# ----------------------------------------------------------------------------------------------
+
+INITS = ("scratch", "ours", "minilm")
+MODES = ("finetune", "features")
+FEATURE_POOLS = ("cls", "mean", "mix")
+
+# How much each task trains on at each preset. "cpu" fits chapter 10's budget on two cores;
+# "gpu" uses every training example for three epochs; "tiny" is for tests.
+BUDGETS = {
+    "cpu": {
+        "sst2": dict(train_examples=4000),
+        "mrpc": dict(train_examples=2000),
+        "rte": dict(train_examples=1000),
+        "pos": dict(train_examples=1500, test_examples=1000),
+        "squad": dict(train_examples=1000, test_examples=500),
+    },
+    "gpu": {name: dict(train_examples=None, epochs=3) for name in TASKS},
+    "tiny": {name: dict(train_examples=32, test_examples=16, batch_size=8, probe_steps=20)
+             for name in TASKS},
+}  # fmt: skip
+LEARNING_RATES = {"minilm": 1e-4, "ours": 3e-4, "scratch": 3e-4}
+
+
+@dataclass
+class FinetuneConfig:
+    """One run of chapter 10's grid: which task, from which weights, how, on how much data.
+
+    ``pool``: in ``finetune`` mode "cls" (BERT's pooled [CLS]; the only one transformers can
+    load) or "mean"; in ``features`` mode "cls", "mean" or "mix" (ELMo's scalar mix of every
+    layer's mean). The token and span tasks read every token instead (their features mode: the
+    scalar mix of layers for part of speech, the last layer for SQuAD).
+    """
+
+    task: str = "sst2"
+    init: str = "minilm"
+    mode: str = "finetune"
+    pool: str = "cls"
+    train_examples: int | None = 4000  # None: the whole training split
+    test_examples: int | None = None  # None: the whole test split
+    epochs: int = 1
+    batch_size: int = 32
+    lr: float = 1e-4
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+    max_length: int = 128  # pieces per input; chapter 9's mini-BERT saw 128 positions
+    eval_every: int = 0  # fine-tuning: steps between test evaluations (0: at the end only)
+    probe_steps: int = 300  # features mode: full-batch Adam steps of the linear probe
+    seed: int = 0
+    cpu_bf16: bool = True  # bf16 autocast on CPUs with bf16 matrix instructions
+    pretrained: str = "cpu"  # the preset of chapter 9's mini-BERT (and of its vocabulary)
+
+    def __post_init__(self):
+        choices_of = {"task": tuple(TASKS), "init": INITS, "mode": MODES}
+        for name, choices in choices_of.items():
+            value = getattr(self, name)
+            if value not in choices:
+                raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}.")
+        pools = ("cls", "mean") if self.mode == "finetune" else FEATURE_POOLS
+        if self.pool not in pools:
             raise ValueError(
-                f"the sentence of {len(words)} words has {len(input_ids)} positions with "
-                f"[CLS] and [SEP], more than max_length={max_length}; pass a larger max_length, "
-                "or truncate=True to drop the pieces (and labels) past it"
+                f"unknown pool {self.pool!r} for mode {self.mode!r}; choose one of: "
+                f"{', '.join(pools)}."
             )
-        input_ids = input_ids[: max_length - 1] + [tokenizer.sep_id]
-        label_ids = label_ids[: max_length - 1] + [IGNORE_INDEX]
-    return input_ids, label_ids
+        for name in ("train_examples", "test_examples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 (or None for all), got {value}.")
+
+    @classmethod
+    def preset(cls, name: str = "cpu", task: str = "sst2", init: str = "minilm",
+               mode: str = "finetune", **overrides) -> FinetuneConfig:  # fmt: skip
+        """The settings of preset ``name`` ("cpu", "gpu", "tiny") for one task, init and mode:
+        the task's budget, the init's learning rate, then ``overrides``."""
+        if name not in BUDGETS:
+            raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(BUDGETS)}.")
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; choose one of: {', '.join(TASKS)}.")
+        settings = dict(task=task, init=init, mode=mode, lr=LEARNING_RATES.get(init, 1e-4))
+        if name == "gpu":
+            settings["cpu_bf16"] = False
+        return cls(**(settings | BUDGETS[name][task] | overrides))
+
+
+@dataclass
+class FinetuneResult:
+    """What one run gives: its metrics on the test examples, and what it cost."""
+
+    config: FinetuneConfig
+    metrics: dict[str, float]
+    train_examples: int  # labelled examples trained on (SQuAD: questions)
+    train_rows: int  # model inputs they became (SQuAD: windows; others: the same number)
+    steps: int  # optimizer steps (features mode: the probe's full-batch steps)
+    seconds: float  # training time; features mode: encoding the train set + fitting the probe
+    eval_seconds: float  # scoring the test examples (and the evaluations during training)
+    test_examples: int
+    trained_parameters: int
+    history: History | None = None  # fine-tuning only
+    model: nn.Module | None = None
+    tokenizer: object = None
+
+    def summary(self) -> dict:
+        """One flat dict (the command line's JSON line)."""
+        c = self.config
+        return {"task": c.task, "init": c.init, "mode": c.mode, "pool": c.pool,
+                **{k: round(v, 4) for k, v in self.metrics.items()},
+                "train_examples": self.train_examples, "train_rows": self.train_rows,
+                "test_examples": self.test_examples, "steps": self.steps,
+                "seconds": round(self.seconds, 1), "eval_seconds": round(self.eval_seconds, 1),
+                "trained_parameters": self.trained_parameters}  # fmt: skip
+
+
+def starting_point(init: str, seed: int = 0, pretrained: str = "cpu", progress: bool = False):
+    """(``BertModel``, its tokenizer) to fine-tune from: ``"minilm"`` (all-MiniLM-L6-v2 and its
+    30,522-piece vocabulary), ``"ours"`` (chapter 9's mini-BERT of preset ``pretrained``, trained
+    first if it is not cached) or ``"scratch"`` (the same architecture and vocabulary as ours,
+    random weights drawn with ``seed``)."""
+    from bertlab import pretraining
+    from bertlab.pretraining_data import wordpiece_tokenizer
+    from bertlab.wordpiece import WordPieceTokenizer
+
+    if init not in INITS:
+        raise ValueError(f"unknown init {init!r}; choose one of: {', '.join(INITS)}.")
+    if init == "minilm":
+        encoder, _ = hf.load_minilm()
+        return encoder, WordPieceTokenizer.from_vocab_file(hf.minilm_path() / "vocab.txt")
+    config = pretraining.PretrainConfig.preset(pretrained)
+    if init == "ours":
+        bert = pretraining.load_or_train(config, progress=progress)
+        return bert.model.bert, bert.tokenizer
+    tokenizer = wordpiece_tokenizer(config.vocab_size, config.documents, config.vocab_min_frequency)
+    torch.manual_seed(seed)
+    return BertModel(config.bert_config(tokenizer.vocab_size)), tokenizer
+
+
+def build_model(task_name: str, encoder: BertModel, pool: str = "cls") -> nn.Module:
+    """The encoder with the head of the task's shape (Figure 4 of the paper)."""
+    t = task(task_name)
+    if t.kind == "span":
+        return BertForQuestionAnswering(encoder)
+    if t.kind == "token":
+        return BertForTokenClassification(encoder, t.num_labels)
+    return BertForSequenceClassification(encoder, t.num_labels, pooling=pool)
+
+
+def _subsets(config: FinetuneConfig):
+    t = task(config.task)
+    train, test = t.splits(config.seed)
+    return t, train[: config.train_examples], test[: config.test_examples]
+
+
+def run(config: FinetuneConfig, device=None, progress: bool = True) -> FinetuneResult:
+    """Train and score one :class:`FinetuneConfig` (see :func:`load_or_run` for the cached
+    version). The result holds the trained model and its tokenizer."""
+    from bertlab.train import pick_device
+
+    t, train, test = _subsets(config)
+    encoder, tokenizer = starting_point(config.init, config.seed, config.pretrained, progress)
+    device = pick_device(device)
+    if config.mode == "finetune":
+        return _finetune(config, t, train, test, encoder, tokenizer, device, progress)
+    return _features(config, t, train, test, encoder.to(device), tokenizer)
+
+
+def _finetune(config, t, train, test, encoder, tokenizer, device, progress) -> FinetuneResult:
+    torch.manual_seed(config.seed)
+    model = build_model(config.task, encoder, config.pool)
+    L = config.max_length
+    if t.kind == "span":
+        windows = t.windows(tokenizer, train, L)
+        rows, lengths = windows, windows.attention_mask.sum(1).tolist()
+    else:
+        rows, lengths = train, [t.length(e) for e in train]
+    batches = tasks.length_batches(lengths, config.batch_size, config.seed, config.epochs)
+
+    def get_batch(step: int) -> dict:
+        idx = batches[step]
+        if t.kind != "span":
+            return t.encode(tokenizer, [rows[i] for i in idx], L)
+        b = rows.batch(idx)
+        T = int(b["attention_mask"].sum(1).max())  # drop the columns that are padding in all rows
+        return {k: v[:, :T] if v.dim() == 2 else v for k, v in b.items()}
+
+    eval_time = [0.0]
+
+    def evaluate(m) -> dict[str, float]:
+        start = time.perf_counter()
+        metrics = t.evaluate(m, tokenizer, test, L)
+        eval_time[0] += time.perf_counter() - start
+        return metrics
+
+    steps = len(batches)
+    train_config = TrainConfig(
+        steps=steps, batch_size=config.batch_size, lr=config.lr, warmup=config.warmup,
+        weight_decay=config.weight_decay, device=str(device), cpu_bf16=config.cpu_bf16,
+        seed=config.seed, progress=progress, log_every=max(1, steps // 40),
+        eval_every=config.eval_every,
+    )  # fmt: skip
+    history = Trainer(model, t.loss, get_batch, train_config, eval_fn=evaluate).fit()
+    model.eval()
+    return FinetuneResult(
+        config, history.evals[-1], len(train), len(rows), steps,
+        history.seconds - eval_time[0], eval_time[0], len(test),
+        sum(p.numel() for p in model.parameters() if p.requires_grad), history, model, tokenizer,
+    )  # fmt: skip
+
+
+@torch.no_grad()
+def _span_features(encoder, tokenizer, t, examples, max_length, batch_size: int = 64):
+    """The last layer of every window (N, T, H) and the windows."""
+    windows = t.windows(tokenizer, examples, max_length)
+    device = next(encoder.parameters()).device
+    out = []
+    for lo in range(0, len(windows), batch_size):
+        b = {k: v.to(device) for k, v in windows.batch(slice(lo, lo + batch_size)).items()}
+        out.append(encoder(b["input_ids"], b["token_type_ids"], b["attention_mask"])
+                   .last_hidden_state.float().cpu())  # fmt: skip
+    return torch.cat(out), windows
+
+
+def _span_probe(hidden, windows, steps: int, seed: int):
+    """A linear start/end scorer on frozen token vectors (N, T, H), fitted by full-batch Adam
+    on the cross-entropy of the gold start and end over each window's real tokens."""
+    from bertlab.probe import Probe
+
+    torch.manual_seed(seed)
+    real = windows.attention_mask.bool()  # (N, T)
+    probe = Probe(hidden.shape[-1], 2)
+    probe.mean.copy_(hidden[real].mean(0))
+    probe.std.copy_(hidden[real].std(0) + 1e-6)
+    x = (hidden - probe.mean) / probe.std  # (N, T, H), standardized once
+    opt = torch.optim.Adam(probe.linear.parameters(), lr=0.01)
+    gold = (windows.start_positions, windows.end_positions)
+    for _ in range(steps):
+        opt.zero_grad()
+        logits = probe.linear(x).masked_fill(~real.unsqueeze(-1), -1e4)  # (N, T, 2)
+        loss = sum(nn.functional.cross_entropy(logits[..., j], gold[j]) for j in (0, 1)) / 2
+        loss.backward()
+        opt.step()
+    return probe.eval()
+
+
+def _features(config, t, train, test, encoder, tokenizer) -> FinetuneResult:
+    from bertlab.probe import train_probe
+
+    encoder.eval().requires_grad_(False)
+    L, steps, mix = config.max_length, config.probe_steps, config.pool == "mix"
+    start = time.perf_counter()
+    if t.kind == "span":
+        hidden, windows = _span_features(encoder, tokenizer, t, train, L)
+        probe = _span_probe(hidden, windows, steps, config.seed)
+        rows = len(windows)
+    else:
+        pool = "mean" if mix else config.pool
+        x, y = t.features(encoder, tokenizer, train, pool, L)  # (L + 1, N, H), (N,)
+        mix = mix or t.kind == "token"
+        probe = train_probe(x if mix else x[-1], y, t.num_labels, mix=mix, steps=steps,
+                            seed=config.seed)  # fmt: skip
+        rows = len(train)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    with torch.no_grad():
+        if t.kind == "span":
+            hidden, windows = _span_features(encoder, tokenizer, t, test, L)
+            logits = probe(hidden)  # (N, T, 2)
+            answers = tasks.squad.best_spans(logits[..., 0], logits[..., 1], windows)
+            metrics = t.score(answers, test)
+        else:
+            x, y = t.features(encoder, tokenizer, test, pool, L)
+            predicted = probe(x if mix else x[-1]).argmax(-1)
+            metrics = t.score(predicted, test) if t.kind == "sequence" else {
+                "accuracy": (predicted == y).float().mean().item()}  # fmt: skip
+    trained = sum(p.numel() for p in probe.parameters())
+    eval_seconds = time.perf_counter() - start
+    return FinetuneResult(config, metrics, len(train), rows, steps, seconds, eval_seconds,
+                          len(test), trained, None, probe, tokenizer)  # fmt: skip
+
+
+def _write_result(result: FinetuneResult, folder: Path) -> None:
+    record = {"config": asdict(result.config), "summary": result.summary(),
+              "metrics": result.metrics}  # fmt: skip
+    if result.history is not None:
+        (folder / "history.json").write_text(result.history.to_json())
+        save_weights(result.model.state_dict(), folder / "model.safetensors")
+    (folder / "result.json").write_text(json.dumps(record, indent=1) + "\n")
+
+
+def _read_result(folder: Path) -> FinetuneResult:
+    record = json.loads((folder / "result.json").read_text())
+    s = record["summary"]
+    history = None
+    if (folder / "history.json").is_file():
+        history = History.from_json((folder / "history.json").read_text())
+    result = FinetuneResult(
+        FinetuneConfig(**record["config"]), record["metrics"], s["train_examples"],
+        s["train_rows"], s["steps"], s["seconds"], s["eval_seconds"], s["test_examples"],
+        s["trained_parameters"], history,
+    )  # fmt: skip
+    result.folder = folder
+    return result
+
+
+def load_or_run(config: FinetuneConfig, device=None, progress: bool = False) -> FinetuneResult:
+    """:func:`run` through the cache (``checkpoint.cached``, kind ``"finetune"``): the metrics,
+    costs and history of a run, and in ``finetune`` mode its weights (:func:`cached_model`)."""
+
+    def build(folder: Path) -> None:
+        _write_result(run(config, device, progress), folder)
+
+    return cached("finetune", config, build, _read_result)
+
+
+def cached_model(result: FinetuneResult) -> tuple[nn.Module, object]:
+    """The fine-tuned model (and tokenizer) of a cached ``finetune``-mode result."""
+    from bertlab.checkpoint import load_model_weights, load_weights
+
+    c = result.config
+    if c.mode != "finetune":
+        raise ValueError("only finetune-mode results keep a model; this one trained a probe.")
+    encoder, tokenizer = starting_point(c.init, c.seed, c.pretrained)
+    model = build_model(c.task, encoder, c.pool)
+    path = result.folder / "model.safetensors"
+    load_model_weights(model, load_weights(path), f"the fine-tuned model {path}")
+    return model.eval(), tokenizer
+
+
+def train_classifier(
+    model: nn.Module,
+    tokenizer,
+    train_examples: Sequence,
+    dev_examples: Sequence,
+    config: TrainConfig,
+    task_name: str = "sst2",
+    max_length: int = 128,
+) -> History:
+    """Fine-tune ``model`` (a ``BertForSequenceClassification``) on ``train_examples`` with
+    ``bertlab.train.Trainer``; ``history.evals`` holds the dev metrics. Freeze the encoder first
+    (``model.bert.requires_grad_(False)``) to train the head alone."""
+    t = task(task_name)
+    trainer = Trainer(
+        model,
+        t.loss,
+        list(train_examples),
+        config,
+        eval_fn=lambda m: t.evaluate(m, tokenizer, dev_examples, max_length),
+        collate=lambda examples: t.encode(tokenizer, examples, max_length),
+    )
+    return trainer.fit()
+
+
+# ----------------------------------------------------------------------------------------------
+# 4. Command line
+# ----------------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        prog="python -m bertlab.finetune",
+        description="Fine-tune (or probe) a BERT on one of chapter 10's tasks; prints one JSON "
+        "line with the task's metrics and what the run cost.",
+    )
+    parser.add_argument("--task", default="sst2", help=", ".join(TASKS))
+    parser.add_argument("--init", default="minilm", help=", ".join(INITS))
+    parser.add_argument("--mode", default="finetune", help=", ".join(MODES))
+    parser.add_argument("--pool", help="cls, mean (finetune) or cls, mean, mix (features)")
+    parser.add_argument("--preset", default="cpu", help=", ".join(BUDGETS))
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--train-examples", type=int, help="override the preset's budget")
+    parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    parser.add_argument("--save", metavar="DIR", help="write a transformers folder (finetune)")
+    args = parser.parse_args(argv)
+    overrides = {"seed": args.seed}
+    if args.pool:
+        overrides["pool"] = args.pool
+    elif args.mode == "features":
+        overrides["pool"] = "mix"
+    if args.train_examples:
+        overrides["train_examples"] = args.train_examples
+    try:
+        config = FinetuneConfig.preset(args.preset, args.task, args.init, args.mode, **overrides)
+        if args.save and config.mode != "finetune":
+            raise ValueError(
+                "--save needs --mode finetune: features mode trains a probe on a frozen "
+                "encoder, which transformers has no architecture for."
+            )
+        if args.save and config.pool != "cls":
+            raise ValueError("--save needs --pool cls: transformers reads the pooled [CLS].")
+    except ValueError as e:
+        parser.error(str(e))
+    result = run(config, args.device, progress=sys.stderr.isatty() or True)
+    summary = result.summary()
+    if args.save:
+        labels = task(config.task).labels or None
+        save_for_transformers(result.model, result.tokenizer, args.save, labels)
+        summary["saved"] = str(args.save)
+    print(json.dumps(summary), flush=True)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
