@@ -24,7 +24,7 @@ CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 # Chapters that train a torch model for minutes run one at a time under nbval, after the others:
 # two such kernels on two cores oversubscribe the CPU (each uses every core) and an LSTM's small
 # per-step ops then slow down many times over.
-HEAVY_CHAPTERS := book/05_elmo.ipynb book/09_pretraining.ipynb
+HEAVY_CHAPTERS := book/05_elmo.ipynb book/06_transfer.ipynb book/09_pretraining.ipynb
 LIGHT_CHAPTERS := $(filter-out $(HEAVY_CHAPTERS),$(CHAPTERS))
 
 .PHONY: help setup book execute test lint unit nbval html browser bench lab clean
