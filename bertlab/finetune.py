@@ -1,21 +1,15 @@
-"""Fine-tuning BERT: the task heads of the paper's Figure 4, and the runs of chapter 10.
+"""Fine-tuning BERT: the runs of chapter 10.
 
-BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer on top:
+BERT fine-tunes one pre-trained encoder for many tasks by adding one small layer on top (the
+models with their heads, and their Hugging Face folders, are ``bertlab.heads``'; every name is
+re-exported here):
 
-1. **Heads.** ``ClassificationHead`` reads one vector per sequence (the pooled [CLS], or the
-   mean of the tokens) and gives a label per sequence (sentiment, paraphrase, entailment), or
-   reads every token and gives a label per token (part of speech); ``SpanHead`` gives a start
-   and an end score per token (question answering). ``BertForSequenceClassification``,
-   ``BertForTokenClassification`` and ``BertForQuestionAnswering`` put a head on a ``BertModel``.
-2. **Saving.** :func:`save_for_transformers` writes a fine-tuned model as a Hugging Face folder
-   (``id2label`` in config.json) that ``transformers.pipeline`` loads; :func:`load_finetuned`
-   reads it back.
-3. **Runs.** A :class:`FinetuneConfig` names a task (``bertlab.tasks``), a starting point
+1. **Runs.** A :class:`FinetuneConfig` names a task (``bertlab.tasks``), a starting point
    (``scratch``: random weights; ``ours``: chapter 9's mini-BERT; ``minilm``: the real
    all-MiniLM-L6-v2) and a mode (``finetune``: every weight trains; ``features``: the encoder
    stays frozen, as ELMo is used, and a linear probe reads its [CLS], its mean or a scalar mix
    of its layers). :func:`run` trains and scores one; :func:`load_or_run` caches it.
-4. **Command line.** ``python -m bertlab.finetune --task sst2 --init minilm --mode finetune``
+2. **Command line.** ``python -m bertlab.finetune --task sst2 --init minilm --mode finetune``
    prints one JSON line; ``--save DIR`` writes the model for transformers.
 """
 
@@ -23,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -32,10 +25,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from bertlab import hf, tasks
-from bertlab.bert import BertConfig, BertConfigError, BertModel, initialize
-from bertlab.checkpoint import CheckpointError, cached, save_weights
-from bertlab.probe import mean_pool
+from bertlab import hf, squad, tasks
+from bertlab.bert import BertModel
+from bertlab.checkpoint import cached, save_weights
+from bertlab.heads import (
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+    ClassificationHead,
+    SpanHead,
+    load_finetuned,
+    parameters_with_gradients,
+    save_for_transformers,
+)
 from bertlab.squad import exact_match, f1
 from bertlab.tasks import IGNORE_INDEX, TASKS, UPOS_TAGS, align_word_labels, task
 from bertlab.train import History, TrainConfig, Trainer
@@ -69,218 +71,7 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------------------------
-# 1. Heads: the paper's figure 4 (sentence (pair) classification, tagging, spans)
-# ----------------------------------------------------------------------------------------------
-
-
-class ClassificationHead(nn.Module):
-    """dropout + Linear on the last dimension: one label per sequence from a pooled vector
-    (B, H) -> (B, num_labels) for SST-2, MRPC, RTE, or one per token (B, T, H) -> (B, T,
-    num_labels) for part-of-speech tagging."""
-
-    def __init__(self, config: BertConfig, num_labels: int):
-        super().__init__()
-        self.dropout = nn.Dropout(config.dropout)
-        self.classifier = nn.Linear(config.hidden, num_labels)
-        initialize(self, config)
-
-    def forward(self, features: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(features))  # (..., H) -> (..., num_labels)
-
-
-class SpanHead(nn.Module):
-    """Answer spans (SQuAD): a start and an end score per token, from one Linear(H, 2)."""
-
-    def __init__(self, config: BertConfig):
-        super().__init__()
-        self.classifier = nn.Linear(config.hidden, 2)
-        initialize(self, config)
-
-    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        start, end = self.classifier(hidden).unbind(dim=-1)  # (B, T) each
-        return start, end
-
-
-def _check_labels(num_labels: int) -> None:
-    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 1:
-        raise BertConfigError(f"num_labels must be a positive integer, got {num_labels!r}.")
-
-
-def _encoder(bert: BertConfig | BertModel) -> BertModel:
-    return bert if isinstance(bert, BertModel) else BertModel(bert)
-
-
-class BertForSequenceClassification(nn.Module):
-    """``BertModel`` + ``ClassificationHead`` on the pooled vector; logits (B, num_labels).
-
-    Pass a ``BertConfig`` for a fresh model or a (pretrained) ``BertModel`` to fine-tune it.
-    ``pooling="cls"`` is BERT's choice: the pooled [CLS] vector (tanh(Linear(h_[CLS]))).
-    ``pooling="mean"`` averages the last layer over the real tokens instead, which suits encoders
-    trained that way (sentence-transformers models such as all-MiniLM-L6-v2, whose pooler was
-    never trained); the pooler is then unused.
-    """
-
-    def __init__(self, bert: BertConfig | BertModel, num_labels: int, pooling: str = "cls"):
-        super().__init__()
-        _check_labels(num_labels)
-        if pooling not in ("cls", "mean"):
-            raise BertConfigError(f"pooling must be 'cls' or 'mean', got {pooling!r}.")
-        self.bert = _encoder(bert)
-        self.config = self.bert.config
-        self.pooling = pooling
-        self.head = ClassificationHead(self.config, num_labels)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        out = self.bert(input_ids, token_type_ids, attention_mask)
-        if self.pooling == "mean":
-            return self.head(mean_pool(out.last_hidden_state, attention_mask))  # (B, num_labels)
-        return self.head(out.pooled)  # (B, num_labels)
-
-
-class BertForTokenClassification(nn.Module):
-    """``BertModel`` + ``ClassificationHead`` on every token; logits (B, T, num_labels)."""
-
-    def __init__(self, bert: BertConfig | BertModel, num_labels: int):
-        super().__init__()
-        _check_labels(num_labels)
-        self.bert = _encoder(bert)
-        self.config = self.bert.config
-        self.head = ClassificationHead(self.config, num_labels)
-
-    def forward(self, input_ids, token_type_ids=None, attention_mask=None) -> torch.Tensor:
-        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
-
-
-class BertForQuestionAnswering(nn.Module):
-    """``BertModel`` + ``SpanHead``; forward returns (start_logits, end_logits), each (B, T)."""
-
-    def __init__(self, bert: BertConfig | BertModel):
-        super().__init__()
-        self.bert = _encoder(bert)
-        self.config = self.bert.config
-        self.head = SpanHead(self.config)
-
-    def forward(
-        self, input_ids, token_type_ids=None, attention_mask=None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.head(self.bert(input_ids, token_type_ids, attention_mask).last_hidden_state)
-
-
-def parameters_with_gradients(model: nn.Module) -> dict[str, tuple[int, int]]:
-    """After a backward pass: ``{component: (parameters, parameters that got a gradient)}``, per
-    top-level part of the encoder (embeddings, each layer, pooler) and for the task head."""
-    table: dict[str, list[int]] = {}
-    for name, p in model.named_parameters():
-        parts = name.split(".")
-        if parts[0] != "bert":
-            key = "task head"
-        elif parts[1] == "layers":
-            key = f"layer {parts[2]}"
-        else:
-            key = parts[1]
-        counts = table.setdefault(key, [0, 0])
-        counts[0] += p.numel()
-        counts[1] += p.numel() if p.grad is not None else 0
-    return {k: (n, g) for k, (n, g) in table.items()}
-
-
-# ----------------------------------------------------------------------------------------------
-# 2. Saving for transformers: a folder pipeline() loads
-# ----------------------------------------------------------------------------------------------
-
-# our head's parameters -> transformers' names, for each architecture
-_HEAD_NAMES = {
-    "BertForSequenceClassification": {"head.classifier.weight": "classifier.weight",
-                                      "head.classifier.bias": "classifier.bias"},
-    "BertForTokenClassification": {"head.classifier.weight": "classifier.weight",
-                                   "head.classifier.bias": "classifier.bias"},
-    "BertForQuestionAnswering": {"head.classifier.weight": "qa_outputs.weight",
-                                 "head.classifier.bias": "qa_outputs.bias"},
-}  # fmt: skip
-_ARCHITECTURES = {
-    "BertForSequenceClassification": BertForSequenceClassification,
-    "BertForTokenClassification": BertForTokenClassification,
-    "BertForQuestionAnswering": BertForQuestionAnswering,
-}
-
-
-def _key_map(architecture: str, config: BertConfig) -> dict[str, str]:
-    """Our parameter names -> transformers' (``bert.`` + BertModel name, and the head's). Only
-    sequence classification reads the pooler; the other two have none in transformers."""
-    with_pooler = architecture == "BertForSequenceClassification"
-    encoder = {
-        f"bert.{ours}": f"bert.{theirs}"
-        for ours, theirs in hf.hf_key_map(config).items()
-        if with_pooler or not ours.startswith("pooler.")
-    }
-    return encoder | _HEAD_NAMES[architecture]
-
-
-def save_for_transformers(
-    model: nn.Module, tokenizer, folder: str | Path, labels: Sequence[str] | None = None
-) -> Path:
-    """Write a fine-tuned model as a Hugging Face folder: ``config.json`` (with ``id2label``),
-    ``model.safetensors`` and the vocabulary. ``transformers.pipeline("text-classification" /
-    "token-classification" / "question-answering", model=folder)`` then runs our model."""
-    architecture = type(model).__name__
-    if architecture not in _HEAD_NAMES:
-        raise TypeError(
-            f"save_for_transformers takes one of {', '.join(_HEAD_NAMES)}, got {architecture}; "
-            "save an encoder alone with bertlab.hf.save_pretrained."
-        )
-    if getattr(model, "pooling", "cls") != "cls":
-        raise CheckpointError(
-            "this classifier reads the mean of the tokens (pooling='mean'), which transformers' "
-            "BertForSequenceClassification cannot express (it reads the pooled [CLS]); "
-            "fine-tune with pooling='cls' to save it for transformers."
-        )
-    config = hf.config_to_hf(model.config, architecture)
-    if architecture != "BertForQuestionAnswering":
-        n = model.head.classifier.out_features
-        labels = list(labels) if labels is not None else [f"LABEL_{i}" for i in range(n)]
-        if len(labels) != n:
-            raise ValueError(f"got {len(labels)} label names for a head of {n} labels.")
-        config["id2label"] = dict(enumerate(labels))
-        config["label2id"] = {label: i for i, label in enumerate(labels)}
-    params = dict(model.named_parameters())
-    tensors = {
-        theirs: params[ours] for ours, theirs in _key_map(architecture, model.config).items()
-    }
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-    save_weights(tensors, folder / "model.safetensors", metadata={"format": "pt"})
-    hf.save_tokenizer(tokenizer, folder, model_max_length=model.config.max_position)
-    return folder
-
-
-def load_finetuned(folder: str | Path) -> tuple[nn.Module, object, list[str]]:
-    """(model, tokenizer, label names) from a folder of :func:`save_for_transformers` (or any
-    transformers BERT folder of those three architectures)."""
-    from bertlab.wordpiece import WordPieceTokenizer
-
-    folder = Path(folder)
-    config = hf.read_config(folder)  # checks the folder and config.json
-    raw = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    architecture = (raw.get("architectures") or ["?"])[0]
-    if architecture not in _ARCHITECTURES:
-        raise CheckpointError(
-            f"{folder} holds a {architecture}; load_finetuned reads "
-            f"{', '.join(_ARCHITECTURES)}. For an encoder alone use bertlab.hf.load_pretrained."
-        )
-    labels = [raw["id2label"][str(i)] for i in range(len(raw.get("id2label", {})))]
-    cls = _ARCHITECTURES[architecture]
-    encoder = BertModel(config)
-    model = cls(encoder) if cls is BertForQuestionAnswering else cls(encoder, len(labels))
-    key_map = {ours: theirs.removeprefix("bert.") for ours, theirs in
-               _key_map(architecture, config).items()}  # fmt: skip
-    model.load_report = hf._load(folder, config, model, key_map, strict=True)
-    tokenizer = WordPieceTokenizer.from_vocab_file(folder / "vocab.txt")
-    return model.eval(), tokenizer, labels
-
-
-# ----------------------------------------------------------------------------------------------
-# 3. Runs: a task, a starting point and a mode
+# 1. Runs: a task, a starting point and a mode
 # ----------------------------------------------------------------------------------------------
 
 INITS = ("scratch", "ours", "minilm")
@@ -545,13 +336,12 @@ def _features(config, t, train, test, encoder, tokenizer) -> FinetuneResult:
         if t.kind == "span":
             hidden, windows = _span_features(encoder, tokenizer, t, test, L)
             logits = probe(hidden)  # (N, T, 2)
-            answers = tasks.squad.best_spans(logits[..., 0], logits[..., 1], windows)
+            answers = squad.best_spans(logits[..., 0], logits[..., 1], windows)
             metrics = t.score(answers, test)
         else:
             x, y = t.features(encoder, tokenizer, test, pool, L)
             predicted = probe(x if mix else x[-1]).argmax(-1)
-            metrics = t.score(predicted, test) if t.kind == "sequence" else {
-                "accuracy": (predicted == y).float().mean().item()}  # fmt: skip
+            metrics = t.score(predicted, test if t.kind == "sequence" else y)
     trained = sum(p.numel() for p in probe.parameters())
     eval_seconds = time.perf_counter() - start
     return FinetuneResult(config, metrics, len(train), rows, steps, seconds, eval_seconds,
@@ -631,7 +421,7 @@ def train_classifier(
 
 
 # ----------------------------------------------------------------------------------------------
-# 4. Command line
+# 2. Command line
 # ----------------------------------------------------------------------------------------------
 
 
@@ -669,7 +459,7 @@ def main(argv: Sequence[str] | None = None) -> dict:
             raise ValueError("--save needs --pool cls: transformers reads the pooled [CLS].")
     except ValueError as e:
         parser.error(str(e))
-    result = run(config, args.device, progress=sys.stderr.isatty() or True)
+    result = run(config, args.device, progress=True)
     summary = result.summary()
     if args.save:
         labels = task(config.task).labels or None

@@ -215,7 +215,7 @@ def align_word_labels(
 class TaggingTask:
     """Universal part-of-speech tags of UD English EWT: a label for each word, read from the
     first WordPiece of the word. Scored by word accuracy. Sentences longer than ``max_length``
-    pieces are cut (their last words lose their labels; 0.2% of dev words at 128)."""
+    pieces are cut (their last words lose their labels)."""
 
     name: str = "pos"
     labels: tuple[str, ...] = UPOS_TAGS
@@ -282,9 +282,13 @@ class TaggingTask:
             gold.append(b["labels"][keep].cpu())
         return torch.cat(predicted), torch.cat(gold)
 
-    def evaluate(self, model, tokenizer, examples, max_length: int = 128) -> dict[str, float]:
-        predicted, gold = self.predict(model, tokenizer, examples, max_length)
+    @staticmethod
+    def score(predicted: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:
+        """Word accuracy of predicted label ids against gold ones (both flat)."""
         return {"accuracy": (predicted == gold).float().mean().item()}
+
+    def evaluate(self, model, tokenizer, examples, max_length: int = 128) -> dict[str, float]:
+        return self.score(*self.predict(model, tokenizer, examples, max_length))
 
     @torch.no_grad()
     def features(self, encoder, tokenizer, examples, pool: str = "first", max_length: int = 128,
