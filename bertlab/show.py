@@ -47,7 +47,11 @@ class Source:
 
 
 def get_source(obj) -> Source:
-    """The source of ``obj`` (function, method, class or module) as a :class:`Source`."""
+    """The source of ``obj`` (function, method, class or module) as a :class:`Source`.
+
+    A decorated function (``@torch.no_grad()``, ``functools.wraps``) is shown with the file and
+    line of its own definition, not of the decorator's wrapper."""
+    obj = inspect.unwrap(obj)
     try:
         code = inspect.getsource(obj)
         lines, line = inspect.getsourcelines(obj)

@@ -39,3 +39,15 @@ def test_quote_turns_numpy_and_torch_scalars_into_python_numbers():
 
     assert type(bertlab.quote("a", np.float64(0.25))) is float
     assert type(bertlab.quote("b", torch.tensor(3))) is int
+
+
+def test_source_of_a_decorated_function_names_its_own_file():
+    import torch
+
+    @torch.no_grad()
+    def scored(x):
+        return x + 1
+
+    src = get_source(scored)
+    assert src.file.endswith("test_show.py"), src.file
+    assert "return x + 1" in src.code and "_contextlib" not in src.file
