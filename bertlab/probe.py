@@ -75,10 +75,17 @@ def features(
     words; its layers are the token layer and each LSTM layer, ``[forward; backward]``). ``pool``:
     ``"mean"`` over the real tokens, ``"cls"`` (the [CLS] vector) or ``"pooler"`` (BERT's
     tanh(Linear([CLS])), last layer only); ``layers``: ``"last"``, ``"all"`` or a layer number.
+    A tuple such as ``pool=("cls", "mean")`` reads several from one pass: ``{pool: features}``.
     """
     from bertlab.elmo import BiLM
 
-    _check_choice(pool, layers)
+    if not isinstance(pool, str):  # several poolings from one pass: {pool: features}
+        if isinstance(model, BiLM) or "pooler" in pool:
+            raise ValueError("several poolings at once work for a BertModel's 'cls' and 'mean'.")
+        for p in pool:
+            _check_choice(p, layers)
+    else:
+        _check_choice(pool, layers)
     was_training = model.training
     model.eval()
     try:
@@ -90,6 +97,9 @@ def features(
             out = _bert_features(model, texts, tokenizer, pool, layers, batch_size, max_length)
     finally:
         model.train(was_training)
+    if isinstance(out, dict):
+        return {p: x if layers == "all" else x[-1 if layers == "last" else layers]
+                for p, x in out.items()}  # fmt: skip
     if out.dim() == 2:  # the pooler: one layer only
         return out
     return out if layers == "all" else out[-1 if layers == "last" else layers]
@@ -99,8 +109,9 @@ def _bert_features(model, texts, tokenizer, pool, layers, batch_size, max_length
     if pool == "pooler" and layers != "last":
         raise ValueError("pool='pooler' reads the last layer only; use layers='last'.")
     device = next(model.parameters()).device
+    pools = (pool,) if isinstance(pool, str) else tuple(pool)
     order = sorted(range(len(texts)), key=lambda i: len(str(texts[i])))  # similar lengths
-    out = None
+    out = {}
     for start in range(0, len(texts), batch_size):
         idx = order[start : start + batch_size]
         b = tokenizer.encode_batch([texts[i] for i in idx], max_length=max_length,
@@ -108,15 +119,16 @@ def _bert_features(model, texts, tokenizer, pool, layers, batch_size, max_length
         b = {k: v.to(device) for k, v in b.items()}
         enc = model(b["input_ids"], b["token_type_ids"], b["attention_mask"],
                     output_hidden_states=layers != "last")  # fmt: skip
-        if pool == "pooler":
-            vec = enc.pooled  # (B, H)
-        else:
-            hs = torch.stack(enc.hidden_states or (enc.last_hidden_state,))  # (L', B, T, H)
-            vec = hs[:, :, 0] if pool == "cls" else mean_pool(hs, b["attention_mask"])
-        if out is None:
-            out = torch.empty(*vec.shape[:-2], len(texts), vec.shape[-1])
-        out[..., idx, :] = vec.float().cpu()
-    return out
+        hs = torch.stack(enc.hidden_states or (enc.last_hidden_state,))  # (L', B, T, H)
+        for p in pools:
+            if p == "pooler":
+                vec = enc.pooled  # (B, H)
+            else:
+                vec = hs[:, :, 0] if p == "cls" else mean_pool(hs, b["attention_mask"])
+            if p not in out:
+                out[p] = torch.empty(*vec.shape[:-2], len(texts), vec.shape[-1])
+            out[p][..., idx, :] = vec.float().cpu()
+    return out[pool] if isinstance(pool, str) else out
 
 
 def _bilm_features(model, sentences, pool, batch_size):

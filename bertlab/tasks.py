@@ -152,7 +152,8 @@ class SequenceTask:
 
     def features(self, encoder, tokenizer, examples, pool: str, max_length: int = 128):
         """Frozen-encoder inputs of a probe: ((L + 1, N, H) every layer pooled by ``pool``
-        ("cls" or "mean"), labels (N,)). See ``bertlab.probe.features``."""
+        ("cls" or "mean"; a tuple of both gives ``{pool: features}`` from one pass), labels
+        (N,)). See ``bertlab.probe.features``."""
         from bertlab import probe
 
         x = probe.features(encoder, [self.text(e) for e in examples], tokenizer, pool=pool,
@@ -289,6 +290,22 @@ class TaggingTask:
 
     def evaluate(self, model, tokenizer, examples, max_length: int = 128) -> dict[str, float]:
         return self.score(*self.predict(model, tokenizer, examples, max_length))
+
+    @staticmethod
+    def most_frequent_tag_accuracy(train, test) -> float:
+        """The baseline every tagger must beat: each word's most frequent tag in ``train``
+        (lower-cased), the most frequent tag overall for an unseen word; word accuracy on
+        ``test``."""
+        from collections import Counter, defaultdict
+
+        counts = defaultdict(Counter)
+        for e in train:
+            for word, tag in zip(e.words, e.upos):
+                counts[word.lower()][tag] += 1
+        overall = Counter(tag for e in train for tag in e.upos).most_common(1)[0][0]
+        best = {w: c.most_common(1)[0][0] for w, c in counts.items()}
+        pairs = [(best.get(w.lower(), overall), t) for e in test for w, t in zip(e.words, e.upos)]
+        return sum(p == t for p, t in pairs) / len(pairs)
 
     @torch.no_grad()
     def features(self, encoder, tokenizer, examples, pool: str = "first", max_length: int = 128,

@@ -38,6 +38,22 @@ def test_bert_features_pool_and_layers(bert):
     assert torch.equal(probe.features(model, texts, tok, pool="mean", layers=2), mean)
 
 
+def test_several_poolings_from_one_pass_equal_one_at_a_time(bert):
+    model, tok = bert
+    texts = ["the cat sat on the mat", "a cat", ("the cat", "a mat"), "mat"]
+    both = probe.features(model, texts, tok, pool=("cls", "mean"), layers="all", batch_size=3)
+    assert set(both) == {"cls", "mean"}
+    for pool in ("cls", "mean"):
+        alone = probe.features(model, texts, tok, pool=pool, layers="all", batch_size=3)
+        assert torch.equal(both[pool], alone)
+    last = probe.features(model, texts, tok, pool=("mean",))
+    assert torch.equal(last["mean"], probe.features(model, texts, tok, pool="mean"))
+    with pytest.raises(ValueError, match="several poolings at once"):
+        probe.features(model, texts, tok, pool=("cls", "pooler"))
+    with pytest.raises(ValueError, match="unknown pooling 'max'"):
+        probe.features(model, texts, tok, pool=("cls", "max"))
+
+
 def test_features_bad_choices(bert):
     model, tok = bert
     with pytest.raises(ValueError, match="unknown pooling 'max'.*mean, cls, pooler"):

@@ -8,7 +8,9 @@ and :func:`live` (Python on every change; needs a kernel, and says so). Then one
 our models, heatmaps, what the heads do), :mod:`~bertlab.viz.embeddings` (the word-vector
 explorer), :mod:`~bertlab.viz.params` (the parameter counter), :mod:`~bertlab.viz.positions`
 (learned vs sinusoidal position tables), :mod:`~bertlab.viz.training` (curves) and
-:mod:`~bertlab.viz.transfer` (learning curves and task transfer, chapter 6). The chapters
+:mod:`~bertlab.viz.transfer` (learning curves and task transfer, chapter 6);
+:mod:`~bertlab.viz.mlm` and :mod:`~bertlab.viz.finetuning` (chapters 9 and 10) are imported
+by name. The chapters
 use the names re-exported here: ``from bertlab import viz``.
 """
 
