@@ -98,10 +98,12 @@ def plot_grid(table, floors: Mapping[str, float] | None = None, axes=None):
     ``bertlab.finetune.grid_table``'s frame; ``floors`` maps a task to its majority-class (or
     zero-skill) score, drawn as a dotted line."""
     task_names = list(dict.fromkeys(table["task"]))
-    if axes is None:
-        _, axes = plt.subplots(1, len(task_names), figsize=(2.6 * len(task_names), 3.4),
-                               squeeze=False)  # fmt: skip
-        axes = axes[0]
+    if axes is None:  # three tasks a row
+        rows = -(-len(task_names) // 3)
+        fig, grid = plt.subplots(rows, 3, figsize=(9.5, 3.2 * rows), squeeze=False)
+        axes = list(grid.flat)
+        for ax in axes[len(task_names) :]:
+            ax.set_visible(False)
     inits = [i for i in _INIT_COLOURS if i in set(table["init"])]
     for ax, name in zip(axes, task_names):
         rows = table[table["task"] == name]
@@ -129,7 +131,9 @@ def plot_grid(table, floors: Mapping[str, float] | None = None, axes=None):
         ax.grid(axis="y", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color="gray", alpha=a, hatch=h, ec="black", lw=0.5)
                for a, h in ((1.0, ""), (0.45, "//"))]  # fmt: skip
-    axes[-1].legend(handles, ["fine-tuned", "frozen features"], fontsize=7, loc="upper right")
+    axes[len(task_names) - 1].legend(
+        handles, ["fine-tuned", "frozen features"], fontsize=7, loc="upper right"
+    )
     return axes
 
 
@@ -146,12 +150,15 @@ def last_layer_attention(encoder, batch: dict, position: int) -> torch.Tensor:
 
 
 def attention_html(pieces: Sequence[str], weights: torch.Tensor, marked: Sequence[int] = ()) -> str:
-    """Pieces shaded in red by ``weights`` (the darkest: the largest weight), each with its
-    percentage underneath; ``marked`` positions get a thick border (the position that reads)."""
-    top = float(weights.max()) or 1.0
+    """Pieces shaded in red by ``weights``, each with its percentage underneath; ``marked``
+    positions get a thick border (the position that reads). The darkest shade is the largest
+    weight on a word piece: [CLS] and [SEP], which draw much of the attention in BERTs, are
+    shaded on the same scale but do not set it."""
+    words = [w for p, w in zip(pieces, weights.tolist()) if p not in ("[CLS]", "[SEP]")]
+    top = max(words, default=0.0) or float(weights.max()) or 1.0
     spans = []
     for i, (p, w) in enumerate(zip(pieces, weights.tolist(), strict=True)):
-        alpha = 0.85 * w / top
+        alpha = 0.85 * min(1.0, w / top)
         border = "2px solid black" if i in marked else "1px solid #bbb"
         spans.append(
             f'<span style="display:inline-block;margin:0 2px 3px 0;padding:0 3px;'
