@@ -535,15 +535,12 @@ def confident_errors(model, tokenizer, task_name: str, examples: Sequence, k: in
     if t.kind == "token":
         short = [e for e in examples if len(e.words) <= max_words]
         out = []
-        for lo in range(0, len(short), 64):
-            part = short[lo : lo + 64]
-            b = tasks._to(t.encode(tokenizer, part, max_length), tasks._device(model))
-            logits = model(b["input_ids"], b["token_type_ids"], b["attention_mask"])
-            for e, row, labels in zip(part, logits.argmax(-1), b["labels"]):
-                tags = [t.labels[i] for i in row[labels != IGNORE_INDEX].tolist()]
-                wrong = [j for j, (p, g) in enumerate(zip(tags, e.upos)) if p != g]
-                if wrong:
-                    out.append({"example": e, "predicted": tags, "wrong": wrong})
+        predicted, _ = t.predict_sentences(model, tokenizer, short, max_length)
+        for e, row in zip(short, predicted):
+            tags = [t.labels[i] for i in row.tolist()]
+            wrong = [j for j, (p, g) in enumerate(zip(tags, e.upos)) if p != g]
+            if wrong:
+                out.append({"example": e, "predicted": tags, "wrong": wrong})
         out.sort(key=lambda d: (-len(d["wrong"]), len(d["example"].words)))
         return out[:k]
     answers = t.predict(model, tokenizer, examples, max_length)

@@ -272,16 +272,25 @@ class TaggingTask:
     @torch.no_grad()
     def predict(self, model, tokenizer, examples, max_length: int = 128, batch_size: int = 64):
         """(predicted label id per labelled word, gold label id per labelled word), flat."""
+        predicted, gold = self.predict_sentences(model, tokenizer, examples, max_length, batch_size)
+        return torch.cat(predicted), torch.cat(gold)
+
+    @torch.no_grad()
+    def predict_sentences(self, model, tokenizer, examples, max_length: int = 128,
+                          batch_size: int = 64):  # fmt: skip
+        """(predicted, gold) label ids of the labelled words, one (words,) tensor per example
+        (a sentence cut at ``max_length`` keeps the labels of its first words only)."""
         model.eval()
         predicted, gold = [], []
         for lo in range(0, len(examples), batch_size):
             b = _to(self.encode(tokenizer, examples[lo : lo + batch_size], max_length),
                     _device(model))  # fmt: skip
             logits = model(b["input_ids"], b["token_type_ids"], b["attention_mask"])
-            keep = b["labels"] != IGNORE_INDEX  # (B, T)
-            predicted.append(logits.argmax(-1)[keep].cpu())
-            gold.append(b["labels"][keep].cpu())
-        return torch.cat(predicted), torch.cat(gold)
+            for row, labels in zip(logits.argmax(-1).cpu(), b["labels"].cpu()):
+                keep = labels != IGNORE_INDEX  # (T,)
+                predicted.append(row[keep])
+                gold.append(labels[keep])
+        return predicted, gold
 
     @staticmethod
     def score(predicted: torch.Tensor, gold: torch.Tensor) -> dict[str, float]:

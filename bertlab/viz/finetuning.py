@@ -94,13 +94,12 @@ _INIT_COLOURS = {"scratch": "C3", "ours": "C0", "minilm": "C2"}
 def plot_grid(table, floors: Mapping[str, float] | None = None, axes=None):
     """The results grid: one axes per task, a group of bars per starting point, one bar per
     mode (solid: fine-tuned, hatched: frozen features through the scalar mix of layers), the
-    value on each bar. ``table`` is
-    ``bertlab.finetune.grid_table``'s frame; ``floors`` maps a task to its majority-class (or
-    zero-skill) score, drawn as a dotted line."""
+    value on each bar. ``table`` is ``bertlab.finetune.grid_table``'s frame; ``floors`` maps a
+    task to its majority-class (or zero-skill) score, drawn as a dotted line."""
     task_names = list(dict.fromkeys(table["task"]))
     if axes is None:  # three tasks a row
-        rows = -(-len(task_names) // 3)
-        fig, grid = plt.subplots(rows, 3, figsize=(9.5, 3.2 * rows), squeeze=False)
+        n_rows = -(-len(task_names) // 3)
+        fig, grid = plt.subplots(n_rows, 3, figsize=(9.5, 3.2 * n_rows), squeeze=False)
         axes = list(grid.flat)
         for ax in axes[len(task_names) :]:
             ax.set_visible(False)
@@ -249,14 +248,6 @@ def live_prediction(
 # ---- the error analysis -------------------------------------------------------------------------
 
 
-def _encoded_one(task_name: str, tokenizer, example, max_length: int) -> dict:
-    return tasks.task(task_name).encode(tokenizer, [example], max_length)
-
-
-def _first_pieces(batch: dict) -> list[int]:
-    return (batch["labels"][0] != tasks.IGNORE_INDEX).nonzero().flatten().tolist()
-
-
 def errors_html(task_name: str, model, tokenizer, errors: Sequence[dict],
                 max_length: int = 128) -> str:  # fmt: skip
     """``bertlab.finetune.confident_errors``'s examples as HTML: each with its gold and
@@ -282,11 +273,11 @@ def errors_html(task_name: str, model, tokenizer, errors: Sequence[dict],
                 f"<br><small>…{snippet}…</small></p>"
             )
             continue
-        b = {k: v.to(device) for k, v in _encoded_one(task_name, tokenizer, e, max_length).items()}
+        b = {k: v.to(device) for k, v in t.encode(tokenizer, [e], max_length).items()}
         n = int(b["attention_mask"][0].sum())
         pieces = tokenizer.convert_ids_to_tokens(b["input_ids"][0, :n].tolist())
         if t.kind == "token":
-            first = _first_pieces(b)
+            first = (b["labels"][0] != tasks.IGNORE_INDEX).nonzero().flatten().tolist()
             wrong = err["wrong"]
             position = first[wrong[0]]
             words = " ".join(
