@@ -249,13 +249,19 @@ def _subsets(config: FinetuneConfig):
     return task(config.task), train[: config.train_examples], test[: config.test_examples]
 
 
-def run(config: FinetuneConfig, device=None, progress: bool = True) -> FinetuneResult:
+def run(
+    config: FinetuneConfig, device=None, progress: bool = True, start: tuple | None = None
+) -> FinetuneResult:
     """Train and score one :class:`FinetuneConfig` (see :func:`load_or_run` for the cached
-    version). The result holds the trained model and its tokenizer."""
+    version). The result holds the trained model and its tokenizer. ``start``, a
+    (``BertModel``, tokenizer) pair, replaces ``config.init``'s starting point (chapter 11's
+    ablations fine-tune their own pre-trained models this way); its encoder trains in place."""
     from bertlab.train import pick_device
 
     t, train, test = _subsets(config)
-    encoder, tokenizer = starting_point(config.init, config.seed, config.pretrained, progress)
+    if start is None:
+        start = starting_point(config.init, config.seed, config.pretrained, progress)
+    encoder, tokenizer = start
     device = pick_device(device)
     if config.mode == "finetune":
         return _finetune(config, t, train, test, encoder, tokenizer, device, progress)

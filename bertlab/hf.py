@@ -39,6 +39,7 @@ __all__ = [
     "LoadReport",
     "config_from_hf",
     "config_to_hf",
+    "albert_config",
     "read_config",
     "hf_key_map",
     "load_pretrained",
@@ -130,6 +131,19 @@ def config_to_hf(config: BertConfig, architecture: str = "BertModel") -> dict:
     hf.update({theirs: getattr(config, ours) for theirs, ours in _CONFIG_KEYS.items()})
     hf.update(hidden_act="gelu", position_embedding_type="absolute", is_decoder=config.causal)
     return hf
+
+
+def albert_config(config: BertConfig):
+    """The ``transformers.AlbertConfig`` of the same sizes (ALBERT-base: 11,683,584 weights in
+    ``transformers.AlbertModel``, as ``bertlab.params.count`` counts; one shared layer)."""
+    import transformers
+
+    return transformers.AlbertConfig(
+        vocab_size=config.vocab_size, embedding_size=config.embedding_width,
+        hidden_size=config.hidden, num_hidden_layers=config.layers,
+        num_attention_heads=config.heads, intermediate_size=config.intermediate,
+        max_position_embeddings=config.max_position, type_vocab_size=config.type_vocab,
+    )  # fmt: skip
 
 
 def _folder(path: str | Path) -> Path:

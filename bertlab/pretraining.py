@@ -488,7 +488,11 @@ def pretrain(
         "seconds": history.seconds,
         "snapshots": snapshot_steps[:-1] if snapshot_steps[-1] == config.steps else snapshot_steps,
     }
-    hf.save_pretrained(model, out)
+    if config.embedding_size is None and not config.share_layers:
+        hf.save_pretrained(model, out)
+    else:  # ALBERT's options, which no Hugging Face BERT folder can hold: our own record
+        save_weights(model.state_dict(), out / "model.safetensors")
+        (out / "bert_config.json").write_text(json.dumps(asdict(model.config), indent=1) + "\n")
     hf.save_tokenizer(tokenizer, out, model_max_length=config.max_len)
     (out / "pretrain.json").write_text(json.dumps(asdict(config), indent=1) + "\n")
     (out / "history.json").write_text(history.to_json())
@@ -497,13 +501,23 @@ def pretrain(
 
 
 def load_pretrained_folder(folder: str | Path) -> PretrainedBert:
-    """Read what :func:`pretrain` wrote (a Hugging Face folder plus bertlab's records)."""
+    """Read what :func:`pretrain` wrote (a Hugging Face folder, or for ALBERT's options our own
+    ``bert_config.json`` and weights, plus bertlab's records)."""
     from bertlab import hf
+    from bertlab.checkpoint import load_model_weights, load_weights
 
     folder = Path(folder)
     config = PretrainConfig(**json.loads((folder / "pretrain.json").read_text()))
     tokenizer = WordPieceTokenizer.from_vocab_file(folder / "vocab.txt")
-    model = hf.load_pretraining(folder, vocab_size=tokenizer.vocab_size)
+    if (folder / "bert_config.json").is_file():  # ALBERT's options (see pretrain)
+        model = BertForPreTraining(
+            BertConfig(**json.loads((folder / "bert_config.json").read_text()))
+        )
+        path = folder / "model.safetensors"
+        load_model_weights(model, load_weights(path), f"the pre-trained weights {path}")
+        model.eval()
+    else:
+        model = hf.load_pretraining(folder, vocab_size=tokenizer.vocab_size)
     history = History.from_json((folder / "history.json").read_text())
     metrics = json.loads((folder / "metrics.json").read_text())
     return PretrainedBert(model, tokenizer, config, history, metrics, folder)

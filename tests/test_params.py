@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 
+from bertlab import hf
 from bertlab.bert import BertConfig, BertForPreTraining, BertModel, SelfAttention
 from bertlab.params import PRESETS, count, count_module, count_pretraining_heads, notes_estimate
 
@@ -131,19 +132,6 @@ def test_pretraining_heads(name):
 # -- ALBERT: factorized embeddings and shared layers ------------------------------------------
 
 
-def albert_config(cfg: BertConfig) -> transformers.AlbertConfig:
-    return transformers.AlbertConfig(
-        vocab_size=cfg.vocab_size,
-        embedding_size=cfg.embedding_width,
-        hidden_size=cfg.hidden,
-        num_hidden_layers=cfg.layers,
-        num_attention_heads=cfg.heads,
-        intermediate_size=cfg.intermediate,
-        max_position_embeddings=cfg.max_position,
-        type_vocab_size=cfg.type_vocab,
-    )
-
-
 @pytest.mark.parametrize(
     "cfg",
     [
@@ -165,14 +153,14 @@ def test_albert_counts_equal_transformers(cfg):
     total = count(cfg)["total"]
     with torch.device("meta"):
         ours = BertModel(cfg)
-        theirs = transformers.AlbertModel(albert_config(cfg))
+        theirs = transformers.AlbertModel(hf.albert_config(cfg))
     assert numel(ours) == total == numel(theirs)
     if cfg == BertConfig.named("albert_base"):
         assert total == 11_683_584
     heads = count_pretraining_heads(cfg)["total"]
     with torch.device("meta"):
         assert count_module(BertForPreTraining(cfg)) == total + heads
-        mlm = transformers.AlbertForMaskedLM(albert_config(cfg)).predictions
+        mlm = transformers.AlbertForMaskedLM(hf.albert_config(cfg)).predictions
     # theirs: the MLM head with its decoder (V, E), which ours ties to the embeddings; no NSP
     assert numel(mlm) - cfg.vocab_size * cfg.embedding_width == heads - (2 * cfg.hidden + 2)
 
