@@ -24,9 +24,10 @@ CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 # Chapters that train a torch model for minutes run one at a time under nbval, after the others:
 # two such kernels on two cores oversubscribe the CPU (each uses every core) and small per-step
 # ops then slow down many times over. Chapter 6 trains a GPT LM (5.4 min) and fine-tunes it;
-# chapter 10 fine-tunes on chapter 9's mini-BERT, so it comes after chapter 9.
+# chapters 10 and 11 use chapter 9's mini-BERT, so they come after chapter 9; chapter 11
+# pre-trains and fine-tunes its eleven ablation arms and trains a BART.
 HEAVY_CHAPTERS := book/05_elmo.ipynb book/06_transfer.ipynb book/09_pretraining.ipynb \
-                  book/10_finetuning.ipynb
+                  book/10_finetuning.ipynb book/11_beyond_bert.ipynb
 LIGHT_CHAPTERS := $(filter-out $(HEAVY_CHAPTERS),$(CHAPTERS))
 
 .PHONY: help setup book execute test lint unit nbval html browser bench lab clean

@@ -34,7 +34,7 @@ def test_every_arm_sees_the_same_tokens(arm):
         assert config.steps == 0
         return
     tokens = config.steps * config.batch_size * config.max_len
-    assert tokens == base.steps * base.batch_size * base.max_len == 524_288
+    assert tokens == base.steps * base.batch_size * base.max_len == 262_144
     assert (config.layers, config.hidden) == (2, 128)  # BERT-Tiny's shape
 
 

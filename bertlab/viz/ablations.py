@@ -62,5 +62,6 @@ def corrections_html(
             colour = "#d8f0d8" if list(hyp) == list(ref) else "transparent"
             cells.append(f'<span style="background:{colour}">{" ".join(words)}</span>')
         body.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
-    style = "border-collapse:collapse;font-size:12px;line-height:1.4"
+    # break-word: a degenerate output (one long run of pieces) must not widen the page
+    style = "border-collapse:collapse;font-size:12px;line-height:1.4;word-break:break-word"
     return f'<table style="{style}"><tr>{head}</tr>' + "".join(body) + "</table>"
