@@ -29,6 +29,8 @@ CHAPTERS := $(sort $(wildcard book/[0-9][0-9]_*.ipynb))
 HEAVY_CHAPTERS := book/05_elmo.ipynb book/06_transfer.ipynb book/09_pretraining.ipynb \
                   book/10_finetuning.ipynb book/11_beyond_bert.ipynb
 LIGHT_CHAPTERS := $(filter-out $(HEAVY_CHAPTERS),$(CHAPTERS))
+# Unrounded floats are compared to their 4th decimal (their last digits vary by CPU): see the file.
+NBVAL_OPTS := -q -p no:cacheprovider --nbval-sanitize-with book/nbval_sanitize.cfg
 
 .PHONY: help setup book execute test lint unit nbval html browser bench lab clean
 
@@ -65,8 +67,8 @@ unit: setup
 	$(BIN)/pytest tests -n $(JOBS) -q
 
 nbval: setup
-	$(BIN)/pytest --nbval-lax -n $(JOBS) --dist loadfile -q -p no:cacheprovider $(LIGHT_CHAPTERS)
-	$(BIN)/pytest --nbval-lax -q -p no:cacheprovider $(HEAVY_CHAPTERS)
+	$(BIN)/pytest --nbval-lax $(NBVAL_OPTS) -n $(JOBS) --dist loadfile $(LIGHT_CHAPTERS)
+	$(BIN)/pytest --nbval-lax $(NBVAL_OPTS) $(HEAVY_CHAPTERS)
 
 html: setup
 	bash tools/vendor_js.sh
