@@ -427,11 +427,13 @@ def _sequences(config: PretrainConfig, docs) -> list[Pair]:
 
 
 def pretrain(
-    config: PretrainConfig, out: str | Path, device=None, progress: bool = True
-) -> PretrainedBert | None:
+    config: PretrainConfig, out: str | Path, device=None, progress: bool = True,
+    checkpoint_every: int = 0,
+) -> PretrainedBert | None:  # fmt: skip
     """Pre-train the model ``config`` describes on WikiText-2 and write it to ``out``.
 
-    ``out`` receives the training checkpoint (every two minutes and at the end; running again
+    ``out`` receives the training checkpoint (every two minutes, every ``checkpoint_every``
+    steps when that is set, and at the end; running again
     with the same config resumes from it, after a crash or ``kill -9`` too, and a checkpoint of
     another config is refused), weight snapshots, and at the end a Hugging Face folder
     (config.json, model.safetensors with both heads, vocab.txt) with ``history.json`` and
@@ -468,7 +470,10 @@ def pretrain(
         model,
         lambda m, b: pretraining_loss(m, b, config.nsp),
         batches,
-        config.train_config(ckpt_dir=str(out), ckpt_minutes=2.0, device=device, progress=progress),
+        config.train_config(
+            ckpt_dir=str(out), ckpt_minutes=2.0, ckpt_every=checkpoint_every, device=device,
+            progress=progress,
+        ),
         eval_fn=lambda m: evaluate(m, valid, config.nsp),
         on_step=keep_snapshot,
         run_config={"pretrain": asdict(config)},
@@ -553,13 +558,19 @@ def main(argv: Sequence[str] | None = None) -> dict | None:
     parser.add_argument("--steps", type=int, help="override the preset's number of steps")
     parser.add_argument("--seed", type=int, help="override the preset's seed")
     parser.add_argument("--device", help="cpu, cuda, ... (default: the best available)")
+    parser.add_argument(
+        "--checkpoint-every", type=int, default=0, metavar="N",
+        help="also write the checkpoint every N steps (default: every two minutes and at the end)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     overrides = {k: v for k, v in (("steps", args.steps), ("seed", args.seed)) if v is not None}
     try:
         config = PretrainConfig.preset(args.preset, **overrides)
     except ValueError as e:
         parser.error(str(e))
-    result = pretrain(config, args.out, device=args.device)
+    if args.checkpoint_every < 0:
+        parser.error(f"--checkpoint-every must be 0 or more, not {args.checkpoint_every}.")
+    result = pretrain(config, args.out, device=args.device, checkpoint_every=args.checkpoint_every)
     if result is None:
         return None
     summary = {

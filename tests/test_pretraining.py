@@ -267,29 +267,37 @@ def test_command_line_ends_with_json_metrics(tiny_run):
 
 @pytest.mark.slow
 def test_kill_9_then_resume_gives_identical_weights(tmp_path, tiny_run):
+    from safetensors import safe_open
     from safetensors.torch import load_file
 
-    out = tmp_path / "killed"
-    env = os.environ.copy()
+    out, steps = tmp_path / "killed", 150
     proc = subprocess.Popen(
         [sys.executable, "-m", "bertlab.pretraining", "--preset", "tiny", "--out", str(out),
-         "--steps", "400"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+         "--steps", str(steps), "--checkpoint-every", "10"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=os.environ.copy(),
     )  # fmt: skip
     ckpt = out / "checkpoint.safetensors"
     deadline = time.time() + 300
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    time.sleep(1.0)  # into the middle of the run
-    proc.send_signal(signal.SIGKILL)
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)  # right after the first checkpoint: mid-run
     proc.wait()
     assert ckpt.exists(), proc.stderr.read().decode()[-2000:]
-    done = run_cli(out, "--steps", "400")
+    with safe_open(ckpt, "pt") as f:
+        killed_at = int(f.metadata()["step"])
+    assert 0 < killed_at < steps  # the kill landed before the end
+    done = run_cli(out, "--steps", str(steps))
     assert done.returncode == 0, done.stderr[-3000:]
-    reference = run_cli(tmp_path / "whole", "--steps", "400")
+    reference = run_cli(tmp_path / "whole", "--steps", str(steps))
     assert reference.returncode == 0, reference.stderr[-3000:]
     a = load_file(out / "model.safetensors")
     b = load_file(tmp_path / "whole" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_checkpoint_every_must_not_be_negative(tmp_path):
+    done = run_cli(tmp_path / "out", "--checkpoint-every", "-1")
+    assert done.returncode == 2 and "--checkpoint-every must be 0 or more" in done.stderr
 
 
 @pytest.mark.slow
