@@ -30,7 +30,8 @@ HEAVY_CHAPTERS := book/05_elmo.ipynb book/06_transfer.ipynb book/09_pretraining.
                   book/10_finetuning.ipynb book/11_beyond_bert.ipynb
 LIGHT_CHAPTERS := $(filter-out $(HEAVY_CHAPTERS),$(CHAPTERS))
 # Unrounded floats are compared to their 4th decimal (their last digits vary by CPU): see the file.
-NBVAL_OPTS := -q -p no:cacheprovider --nbval-sanitize-with book/nbval_sanitize.cfg
+# --durations lists the slowest cells, so a CI log shows where the time went.
+NBVAL_OPTS := -q -p no:cacheprovider --durations=15 --nbval-sanitize-with book/nbval_sanitize.cfg
 
 .PHONY: help setup book execute test lint unit nbval html browser bench lab clean
 
