@@ -471,7 +471,10 @@ def pretrain(
         lambda m, b: pretraining_loss(m, b, config.nsp),
         batches,
         config.train_config(
-            ckpt_dir=str(out), ckpt_minutes=2.0, ckpt_every=checkpoint_every, device=device,
+            ckpt_dir=str(out),
+            ckpt_minutes=2.0,
+            ckpt_every=checkpoint_every,
+            device=device,
             progress=progress,
         ),
         eval_fn=lambda m: evaluate(m, valid, config.nsp),
