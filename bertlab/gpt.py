@@ -43,7 +43,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from bertlab import data
-from bertlab.bert import BertConfig, BertForPreTraining, BertInputError, initialize
+from bertlab.bert import BertConfig, BertForPreTraining, initialize
+from bertlab.bert_checks import BertInputError
 from bertlab.checkpoint import cached
 from bertlab.pretraining import (
     PretrainConfig,

@@ -22,7 +22,8 @@ import torch
 from torch import nn
 
 from bertlab import hf
-from bertlab.bert import BertConfig, BertConfigError, BertModel, initialize
+from bertlab.bert import BertConfig, BertModel, initialize
+from bertlab.bert_checks import BertConfigError
 from bertlab.checkpoint import CheckpointError, save_weights
 from bertlab.probe import mean_pool
 

@@ -372,12 +372,21 @@ def test_plain_bert_has_no_projection_and_distinct_layers():
 
 
 def test_check_inputs_is_a_function_of_the_config():
-    from bertlab.bert import check_inputs
+    from bertlab.bert_checks import check_inputs
 
     cfg = BertConfig(**SMALL)
     check_inputs(cfg, torch.zeros(2, 5, dtype=torch.long))
     with pytest.raises(BertInputError, match="longer than max_position=24"):
         check_inputs(cfg, torch.zeros(1, 25, dtype=torch.long))
+
+
+def test_bert_reexports_the_checks_module():
+    # one definition of each error: `except BertInputError` catches it from either import
+    from bertlab import bert, bert_checks
+
+    for name in bert_checks.__all__:
+        assert getattr(bert, name) is getattr(bert_checks, name)
+        assert name in bert.__all__
 
 
 def test_unchecked_model_with_padding_gives_the_same_output():
