@@ -295,6 +295,12 @@ def check_ids(config: BartConfig, ids, name: str, mask: torch.Tensor | None = No
             f"(the rows of the learned position table): truncate to {config.max_position} "
             f"tokens or use a BartConfig with a larger max_position."
         )
+    if bool(((ids < 0) | (ids >= config.vocab_size)).any()):
+        raise BartInputError(
+            f"{name} must be in [0, vocab_size={config.vocab_size}), got values from "
+            f"{int(ids.min())} to {int(ids.max())}: encode with the tokenizer the model was "
+            f"trained with."
+        )
     if mask is not None and mask.shape != ids.shape:
         raise BartInputError(
             f"src_mask has shape {tuple(mask.shape)} but {name} has {tuple(ids.shape)}; "

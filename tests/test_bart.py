@@ -241,6 +241,11 @@ def test_bad_inputs_say_what_to_change():
         m(torch.ones(1, 5, dtype=torch.long), torch.ones(1, 25, dtype=torch.long))
     with pytest.raises(B.BartInputError, match="unsqueeze"):
         m.encode(torch.ones(5, dtype=torch.long))
+    vocab = m.config.vocab_size
+    with pytest.raises(B.BartInputError, match=rf"src_ids must be in \[0, vocab_size={vocab}\)"):
+        m.encode(torch.full((1, 4), vocab, dtype=torch.long))
+    with pytest.raises(B.BartInputError, match="tgt_ids must be in.*from -1"):
+        m(torch.ones(1, 4, dtype=torch.long), torch.tensor([[2, -1]]))
     with pytest.raises(B.BartInputError, match="src_mask has shape"):
         m.encode(torch.ones(2, 5, dtype=torch.long), torch.ones(2, 4))
     with pytest.raises(ValueError, match="mask_ratio"):
