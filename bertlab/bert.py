@@ -1,4 +1,4 @@
-"""BERT in one file: config, embeddings, attention, encoder layer, model, pre-training heads.
+"""BERT's model in one file: config, embeddings, attention, encoder layer, pre-training heads.
 
 This is the model of Devlin et al. (2018), "BERT: Pre-training of Deep Bidirectional Transformers
 for Language Understanding", written to be read top to bottom (in the spirit of nanoGPT's
