@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-BOOK = Path(__file__).resolve().parents[1] / "book"
+ROOT = Path(__file__).resolve().parents[1]
+BOOK = ROOT / "book"
 CHAPTERS = sorted(BOOK.glob("[0-9][0-9]_*.ipynb"))
 
 
@@ -46,3 +48,25 @@ def test_chapter_has_a_preset_switch_and_the_closing_sections(path):
     assert 'PRESET = "cpu"' in text
     for heading in ("## Summary", "## Exercises", "Run it bigger"):
         assert heading in text, heading
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_shown_source_is_the_code_at_the_line_its_caption_names(path):
+    """A ``show_source`` output's caption ("bertlab/x.py, line N") and code match the package.
+
+    nbval compares only the plain-text code, so editing a module above a shown object leaves the
+    HTML caption's line number stale until the chapter is executed again: this catches that."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    stale = []
+    for i, cell in enumerate(nb["cells"]):
+        for out in cell.get("outputs", []):
+            html = "".join(out.get("data", {}).get("text/html", ""))
+            found = re.search(r"(bertlab/[\w/]+\.py), line (\d+)</div>", html)
+            if not found:
+                continue
+            file, line = found[1], int(found[2])
+            shown = "".join(out["data"]["text/plain"]).rstrip("\n").split("\n")
+            lines = (ROOT / file).read_text(encoding="utf-8").split("\n")
+            if lines[line - 1 : line - 1 + len(shown)] != shown:
+                stale.append(f"cell {i}: {file}, line {line}: {shown[0][:60]}")
+    assert not stale, "execute the chapter again (make execute):\n" + "\n".join(stale)
