@@ -228,6 +228,9 @@ class BartModel(nn.Module):
 
     ``model(src_ids, tgt_ids, src_mask)`` returns logits (B, T, V) for the next token at each
     target position; ``positions`` (a boolean (B, T) mask) keeps only those rows, (N, V).
+    ``encode`` and ``decode`` check their ids first (:func:`check_ids`, raising
+    ``BartInputError``); ``model.check_inputs = False`` skips the checks, and with them the
+    device synchronisation the vocabulary check costs on every decoding step.
     """
 
     def __init__(self, config: BartConfig):
@@ -239,6 +242,7 @@ class BartModel(nn.Module):
         self.encoder = nn.ModuleList(EncoderLayer(blocks) for _ in range(config.encoder_layers))
         self.decoder_embeddings = BartEmbeddings(config)
         self.decoder = nn.ModuleList(DecoderLayer(blocks) for _ in range(config.decoder_layers))
+        self.check_inputs = True
         initialize(self, blocks)
 
     @staticmethod
@@ -248,7 +252,8 @@ class BartModel(nn.Module):
 
     def encode(self, src_ids: torch.Tensor, src_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(B, S) ids -> (B, S, H) encoder output."""
-        check_ids(self.config, src_ids, "src_ids", src_mask)
+        if self.check_inputs:
+            check_ids(self.config, src_ids, "src_ids", src_mask)
         mask = self.key_mask(src_mask)
         x = self.encoder_embeddings(self.shared(src_ids))  # (B, S, H)
         for layer in self.encoder:
@@ -259,7 +264,8 @@ class BartModel(nn.Module):
         self, tgt_ids: torch.Tensor, memory: torch.Tensor, src_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
         """(B, T) decoder inputs and (B, S, H) encoder output -> (B, T, H)."""
-        check_ids(self.config, tgt_ids, "tgt_ids")
+        if self.check_inputs:
+            check_ids(self.config, tgt_ids, "tgt_ids")
         mask = self.key_mask(src_mask)
         x = self.decoder_embeddings(self.shared(tgt_ids))  # (B, T, H)
         for layer in self.decoder:

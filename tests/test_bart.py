@@ -233,6 +233,20 @@ def test_unknown_preset_lists_the_valid_ones():
         B.BartConfig.preset("huge")
 
 
+def test_input_checks_can_be_switched_off(monkeypatch):
+    m = model().eval()
+    src, tgt = torch.ones(2, 5, dtype=torch.long), torch.tensor([[2, 7], [2, 8]])
+    checked = []
+    monkeypatch.setattr(B, "check_ids", lambda config, ids, name, mask=None: checked.append(name))
+    with torch.no_grad():
+        on = m(src, tgt)
+        assert checked == ["src_ids", "tgt_ids"]
+        m.check_inputs = False
+        off = m(src, tgt)
+    assert checked == ["src_ids", "tgt_ids"]  # no call more with the checks off
+    torch.testing.assert_close(on, off, rtol=0, atol=0)
+
+
 def test_bad_inputs_say_what_to_change():
     m = model()
     with pytest.raises(B.BartInputError, match="max_position=24"):
