@@ -106,8 +106,8 @@ class AblationBudget(Presets):
     "cpu": BERT-Tiny's shape (2 layers, H = 128; Turc et al. 2019), 128 steps of 32 x 64
     positions (262,144, about 12 s on two cores), then SST-2 on 4,000 sentences and MRPC on
     500 pairs in batches of 16 (250 and 32 steps), scored on their whole dev sets, with seeds
-    0 and 1: about 35 s an arm (the left-to-right arm about 75 s: its loss covers every
-    position), about 7 minutes for all eleven.
+    0 and 1: about 40 s an arm (the left-to-right arm about 75 s: its loss covers every
+    position), about 8 minutes for all eleven.
     """
 
     # the vocabulary of chapter 9 (pretraining.wordpiece_tokenizer, cached)

@@ -131,7 +131,7 @@ class BartConfig(Presets):
     eval_sentences: int = 512  # WikiText-2 valid sentences for the validation loss
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        # the chapter's run: 600 steps of 16 sentences, about 90 s on one of two CPU cores. Too
+        # the chapter's run: 600 steps of 16 sentences, about two minutes on two CPU cores. Too
         # short to learn to copy: it ends as a language model that ignores most of the source
         # (validation loss about 5.6); "gpu" is the run that learns the task
         "cpu": dict(steps=600, batch_size=16, lr=1e-3, dropout=0.0, eval_every=200),

@@ -94,7 +94,7 @@ class BiLMConfig(Presets):
             raise ValueError(f"max_len must be >= 1, got {self.max_len}.")
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        # the chapter's budget: about 3.5 minutes of training on two CPU cores (2,200 steps of
+        # the chapter's run: about 6-7 minutes of training on two CPU cores (2,200 steps of
         # 64 pieces, about 1.5 passes over WikiText-2); narrow LSTMs trained longer, and three
         # tail clusters, because a cluster costs its size times the tokens that land in it
         "cpu": dict(dim=128, layers=2, dropout=0.0, cutoffs=(1000, 6000, 15000), steps=2200,

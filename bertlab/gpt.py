@@ -89,7 +89,7 @@ _GPT = dict(objective="ltr", nsp=False, packing="sentences", snapshots=())
 
 #: The LM's sizes per preset (fields of ``PretrainConfig``).
 LM_PRESETS: dict[str, dict] = {
-    # the chapter's run: about 2-3 minutes on two CPU cores. Small (4 layers of H = 128) because
+    # the chapter's run: about 7-9 minutes on two CPU cores. Small (4 layers of H = 128) because
     # at a budget of ~2M training tokens a small model reaches a lower loss than a wide one
     "cpu": dict(layers=4, hidden=128, heads=2, intermediate=512, max_len=128, max_position=128,
                 dropout=0.0, steps=500, batch_size=32, lr=1e-3, warmup=0.06, cpu_bf16=True,

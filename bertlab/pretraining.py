@@ -132,7 +132,7 @@ class PretrainConfig(Presets):
     snapshots: tuple[float, ...] = (0.25,)  # also keep the weights at these fractions of steps
 
     PRESETS: ClassVar[dict[str, dict]] = {
-        # the chapter's run: about six minutes on two CPU cores, 600 steps of 32 x 128 tokens.
+        # the chapter's run: about ten minutes on two CPU cores, 600 steps of 32 x 128 tokens.
         # No dropout (nothing to regularise in under one pass over the data, and 12% faster);
         # lr 5e-4 (1e-3 left this post-LN BERT stuck at the unigram solution); bf16 autocast
         # where the CPU has bf16 matrix instructions (about 25% faster)
