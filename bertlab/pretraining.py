@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from bertlab import pretraining_data
 from bertlab.bert import BertConfig, BertForPreTraining
-from bertlab.checkpoint import cached
+from bertlab.checkpoint import cached, config_key
 from bertlab.pretraining_data import (  # the data's names, re-exported
     Batches as Batches,
 )
@@ -326,6 +326,7 @@ def see_itself_experiment(
     valid: Sequence[Pair],
     steps: int = 300,
     seed: int = 0,
+    cache: bool = True,
 ) -> dict[str, dict]:
     """Why BERT masks: a small encoder trained to predict *every* token from the whole sequence,
     itself included, against the same encoder trained with masking, for the same steps.
@@ -334,7 +335,25 @@ def see_itself_experiment(
     attention, and copies it); asked to fill in masked tokens, which is what language modelling
     needs, it does no better than always guessing one piece. Returns, per arm, the training
     loss curve and ``hidden_accuracy``, the accuracy where the validation input shows [MASK]
-    (the 10% of targets left unchanged are excluded: a copying model gets those for free)."""
+    (the 10% of targets left unchanged are excluded: a copying model gets those for free).
+    With ``cache`` the results are kept (``checkpoint.cached``, kind ``"see-itself"``), keyed by
+    a hash of the vocabulary, of both sets of pairs, and by ``steps`` and ``seed``."""
+    if cache:
+        key = {  # the data by its hash (config_key), too big to be a key itself
+            "vocabulary": config_key(tokenizer.id_to_token),
+            "train": config_key([asdict(p) for p in train]),
+            "valid": config_key([asdict(p) for p in valid]),
+            "steps": steps,
+            "seed": seed,
+        }
+
+        def build(folder: Path) -> None:
+            result = see_itself_experiment(tokenizer, train, valid, steps, seed, cache=False)
+            (folder / "results.json").write_text(json.dumps(result))
+
+        return cached(
+            "see-itself", key, build, lambda f: json.loads((f / "results.json").read_text())
+        )
     config = PretrainConfig(
         max_len=64,
         nsp=False,

@@ -382,7 +382,7 @@ def test_fill_mask_and_each_piece(toy_tokenizer):
     assert [g for g, _ in alone] == [g for g, _ in by_model["m"][1]]
 
 
-def test_seeing_itself_collapses_the_loss():
+def test_seeing_itself_collapses_the_loss(private_cache, monkeypatch):
     docs = [[[5 + (d * 7 + s * 3 + k) % 400 for k in range(12)] for s in range(20)]
             for d in range(30)]  # fmt: skip
     from bertlab.wordpiece import WordPieceTokenizer
@@ -394,3 +394,9 @@ def test_seeing_itself_collapses_the_loss():
     copy, mlm = out["predict every token, seeing it"], out["masked LM (15%)"]
     assert copy["loss"][-1] < 0.5 * copy["loss"][0] and copy["loss"][-1] < mlm["loss"][-1]
     assert copy["hidden_accuracy"] <= mlm["hidden_accuracy"]
+    # a second call reads the cache: nothing trains (no Trainer) and the results are the same
+    assert len(list((private_cache / "see-itself").iterdir())) == 2  # the entry and its lock
+    monkeypatch.setattr(P, "Trainer", None)
+    assert P.see_itself_experiment(tok, pairs, pairs, steps=60) == out
+    with pytest.raises(TypeError):  # other steps: a new entry, which would have to train
+        P.see_itself_experiment(tok, pairs, pairs, steps=61)
