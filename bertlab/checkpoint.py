@@ -47,6 +47,7 @@ __all__ = [
     "atomic_path",
     "cache_dir",
     "config_key",
+    "data_key",
     "to_plain",
     "cached",
     "save_checkpoint",
@@ -310,6 +311,13 @@ def config_key(config: Any) -> str:
     """A 16-hex-digit hash of a config (a dataclass, or a dict of them): the cache key."""
     text = json.dumps(to_plain(config), sort_keys=True)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def data_key(rows: Any) -> str:
+    """A 16-hex-digit hash of data too big to be part of a cache key: JSON values (lists, dicts,
+    numbers, strings) as they are, without :func:`config_key`'s conversion of dataclasses, which
+    is slow over tens of thousands of rows."""
+    return hashlib.sha256(json.dumps(rows).encode("utf-8")).hexdigest()[:16]
 
 
 def cached(

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from bertlab import pretraining_data
 from bertlab.bert import BertConfig, BertForPreTraining
-from bertlab.checkpoint import cached, config_key
+from bertlab.checkpoint import cached, data_key
 from bertlab.pretraining_data import (  # the data's names, re-exported
     Batches as Batches,
 )
@@ -339,10 +339,10 @@ def see_itself_experiment(
     With ``cache`` the results are kept (``checkpoint.cached``, kind ``"see-itself"``), keyed by
     a hash of the vocabulary, of both sets of pairs, and by ``steps`` and ``seed``."""
     if cache:
-        key = {  # the data by its hash (config_key), too big to be a key itself
-            "vocabulary": config_key(tokenizer.id_to_token),
-            "train": config_key([asdict(p) for p in train]),
-            "valid": config_key([asdict(p) for p in valid]),
+        key = {  # the data by its hash, too big to be a key itself
+            "vocabulary": data_key(tokenizer.id_to_token),
+            "train": data_key([vars(p) for p in train]),
+            "valid": data_key([vars(p) for p in valid]),
             "steps": steps,
             "seed": seed,
         }

@@ -112,3 +112,12 @@ def test_weights_files_errors(tmp_path):
     tied = torch.ones(2)
     checkpoint.save_weights({"a": tied, "b": tied}, tmp_path / "tied.safetensors")
     assert set(checkpoint.load_weights(tmp_path / "tied.safetensors")) == {"a", "b"}
+
+
+def test_data_key_follows_the_data():
+    from bertlab.checkpoint import data_key
+
+    rows = [{"a": [1, 2], "b": True}, {"a": [3], "b": False}]
+    assert data_key(rows) == data_key([dict(r) for r in rows])
+    assert data_key(rows) != data_key(rows[:1]) != data_key([{"a": [1, 2], "b": False}])
+    assert len(data_key(rows)) == 16
